@@ -1,0 +1,123 @@
+"""The data that flows through the pipeline: frozen dataclasses, no I/O, no clock."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Mapping
+
+
+def _aware(value: datetime, what: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Author:
+    """A person or organisation credited on an entry."""
+
+    name: str
+    uri: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enclosure:
+    """A media file attached to an entry (podcast audio, a PDF)."""
+
+    url: str
+    length: int = 0
+    type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    """A feed of its own: the entries of one topic, or `all`."""
+
+    slug: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One normalized item, ready to render."""
+
+    id: str  # permanent; becomes atom:id, rss guid, json id
+    title: str
+    link: str  # absolute; "" when the source has no permalink (we publish a page for it)
+    published: datetime  # timezone-aware
+    updated: datetime  # moves only when the content changes (the store decides)
+    source: str  # name of the source that produced it
+    summary: str = ""  # plain text
+    content_html: str = ""  # sanitized HTML fragment
+    authors: tuple[Author, ...] = ()
+    contributors: tuple[Author, ...] = ()  # e.g. the interviewee
+    labels: tuple[str, ...] = ()  # the source's own type labels ("News", a series name)
+    categories: tuple[Category, ...] = ()  # the feeds it appears in, set by collate
+    enclosures: tuple[Enclosure, ...] = ()
+    match_key: str = ""  # joins a listing item to the page it announces
+
+    def __post_init__(self) -> None:
+        _aware(self.published, f"entry {self.id}: published")
+        _aware(self.updated, f"entry {self.id}: updated")
+        if not self.id:
+            raise ValueError("entry id must not be empty")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """A source document as fetched: the bytes and what the transport said about them."""
+
+    content: bytes
+    url: str  # final URL after redirects, or file:// URL
+    media_type: str = "text/plain"
+    charset: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def text(self) -> str:
+        """The content decoded with the declared charset (BOM first), UTF-8 by default."""
+        raw = self.content
+        for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+            if raw.startswith(bom):
+                return raw[len(bom) :].decode(codec, errors="replace")
+        return raw.decode(self.charset or "utf-8", errors="replace")
+
+    def decode(self) -> str:
+        """The content decoded strictly (BOM first, then the charset, UTF-8 by default).
+
+        Raises ValueError naming the charset, the first bad byte and its offset.
+        """
+        raw, codec, skip = self.content, self.charset or "utf-8", 0
+        for bom, bom_codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+            if raw.startswith(bom):
+                raw, codec, skip = raw[len(bom) :], bom_codec, len(bom)
+                break
+        try:
+            return raw.decode(codec)
+        except LookupError:
+            raise ValueError(f'unknown charset "{codec}"') from None
+        except UnicodeDecodeError as exc:
+            bad = exc.object[exc.start]
+            raise ValueError(f"not valid {codec} (byte 0x{bad:02x} at offset {exc.start + skip})") from exc
+
+    @property
+    def is_html(self) -> bool:
+        if self.media_type in ("text/html", "application/xhtml+xml"):
+            return True
+        head = self.content[:512].lstrip().lower()
+        return head.startswith((b"<!doctype html", b"<html"))
+
+
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def slugify(text: str, limit: int = 80) -> str:
+    """A lowercase ASCII slug ("Spotlight Interviews with Co-operators" → "spotlight-interviews-with-co-operators")."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = _NON_WORD.sub("-", ascii_text.lower()).replace("_", "-").strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)
+    return slug[:limit].rstrip("-") or "item"
