@@ -1,0 +1,148 @@
+"""Pure decisions: merge duplicates, assign entries to categories, order and cap each feed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from feeds.config import CategoryConfig, SourceConfig
+from feeds.model import Category, Entry, slugify
+
+ALL = Category(slug="all", title="All entries", description="Every entry from every source.")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merged:
+    """One entry as readers see it, and every source that reported it."""
+
+    entry: Entry
+    sources: frozenset[str]
+
+
+def merge(items: Iterable[tuple[Entry, datetime]]) -> list[Merged]:
+    """Join items that are one entry: the same id, or a listing item and the page it announces.
+
+    The id of the item seen first is kept, so an id once published never changes. The richest
+    item (the full page) supplies the content; the others fill what it lacks.
+    """
+    items = list(items)
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_by_key: dict[tuple[str, str], int] = {}
+    for index, (entry, _seen) in enumerate(items):
+        for key in (("id", entry.id), ("match", entry.match_key)):
+            if not key[1]:
+                continue
+            other = first_by_key.setdefault(key, index)
+            if other != index:
+                parent[find(index)] = find(other)
+
+    groups: dict[int, list[tuple[Entry, datetime]]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault(find(index), []).append(item)
+    return [_combine(group) for group in groups.values()]
+
+
+def _combine(group: list[tuple[Entry, datetime]]) -> Merged:
+    sources = frozenset(entry.source for entry, _ in group)
+    if len(group) == 1:
+        return Merged(entry=group[0][0], sources=sources)
+    oldest = min(group, key=lambda item: (item[1], item[0].id))[0]
+    richest = max(group, key=lambda item: (len(item[0].content_html), len(item[0].summary), item[0].id))[0]
+    labels = tuple(dict.fromkeys(label for entry, _ in group for label in entry.labels))
+    link = richest.link or next((entry.link for entry, _ in group if entry.link), "")
+    entry = replace(
+        richest,
+        id=oldest.id,
+        link=link,
+        summary=richest.summary or oldest.summary,
+        labels=labels,
+        authors=richest.authors or oldest.authors,
+        match_key=oldest.match_key or richest.match_key,
+    )
+    return Merged(entry=entry, sources=sources)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    categories: tuple[tuple[CategoryConfig, Category, frozenset[str], tuple[re.Pattern[str], ...]], ...]
+    sources: Mapping[str, SourceConfig]
+
+
+def _word(keyword: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(keyword.casefold())}(?!\w)")
+
+
+def categorize(
+    merged: Sequence[Merged],
+    categories: Sequence[CategoryConfig],
+    sources: Sequence[SourceConfig],
+) -> dict[str, list[Entry]]:
+    """Map each category slug to its entries (each entry carrying its categories); `all` holds every entry.
+
+    An entry joins a configured category when one of its type labels is among the category's
+    `types`, one of its sources among its `sources`, or one of its `keywords` is a word of the title
+    or summary. A source's `categories` map sends labels to slugs; a source without a map
+    publishes each label into a category derived from it.
+    """
+    rules = _Rules(
+        categories=tuple(
+            (c, Category(slug=c.slug, title=c.title, description=c.description),
+             frozenset(t.casefold() for t in c.types), tuple(_word(k) for k in c.keywords))
+            for c in categories
+        ),
+        sources={s.name: s for s in sources},
+    )
+    by_slug = {category.slug: category for _, category, _, _ in rules.categories}
+    out: dict[str, list[Entry]] = {ALL.slug: []}
+    for item in merged:
+        found: dict[str, Category] = {}
+        entry = item.entry
+        labels = {label.casefold() for label in entry.labels}
+        text = f"{entry.title}\n{entry.summary}".casefold()
+        for config, category, types, keywords in rules.categories:
+            if (labels & types or item.sources & set(config.sources)
+                    or any(pattern.search(text) for pattern in keywords)):
+                found[category.slug] = category
+        for name in sorted(item.sources):
+            source = rules.sources.get(name)
+            if source is None:
+                continue  # removed from config: its entries stay in `all` and in matching categories
+            mapping = {label.casefold(): slug for label, slug in source.categories.items()}
+            for label in entry.labels:
+                slug = mapping.get(label.casefold()) if mapping else slugify(label)
+                if slug and slug not in found:
+                    found[slug] = by_slug.get(slug) or Category(slug=slug, title=label)
+        placed = replace(entry, categories=tuple(found[slug] for slug in sorted(found)))
+        out[ALL.slug].append(placed)
+        for slug in found:
+            out.setdefault(slug, []).append(placed)
+    return out
+
+
+def order(entries: Iterable[Entry], cap: int) -> list[Entry]:
+    """Newest first by publication, then by last change, then by id; at most `cap` entries."""
+    ranked = sorted(entries, key=lambda e: e.id)
+    ranked.sort(key=lambda e: (e.published, e.updated), reverse=True)
+    return ranked[:cap]
+
+
+def category_list(feeds: Mapping[str, Sequence[Entry]], configured: Sequence[CategoryConfig]) -> list[Category]:
+    """Every category that has a feed: configured ones in config order, then derived ones by slug, `all` first."""
+    known = [Category(slug=c.slug, title=c.title, description=c.description) for c in configured]
+    slugs = {c.slug for c in known}
+    derived: dict[str, Category] = {}
+    for entries in feeds.values():
+        for entry in entries:
+            for category in entry.categories:
+                if category.slug not in slugs:
+                    derived.setdefault(category.slug, category)
+    return [ALL, *known, *(derived[slug] for slug in sorted(derived))]

@@ -1,0 +1,295 @@
+"""Entry history and source state in one SQLite file (stdlib sqlite3, portable SQL)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feeds.errors import FeedsError
+from feeds.model import Author, Enclosure, Entry
+
+SCHEMA_VERSION = 1
+
+# Each step takes the schema from version N to N+1; never edit a released step, append one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE items (
+        source      TEXT NOT NULL,
+        id          TEXT NOT NULL,
+        data        TEXT NOT NULL,
+        first_seen  TEXT NOT NULL,
+        last_seen   TEXT NOT NULL,
+        PRIMARY KEY (source, id)
+    );
+    CREATE TABLE entries (
+        id            TEXT PRIMARY KEY,
+        content_hash  TEXT NOT NULL,
+        first_seen    TEXT NOT NULL,
+        published     TEXT NOT NULL,
+        updated       TEXT NOT NULL
+    );
+    CREATE TABLE sources (
+        name           TEXT PRIMARY KEY,
+        doc_hash       TEXT NOT NULL DEFAULT '',
+        etag           TEXT NOT NULL DEFAULT '',
+        last_modified  TEXT NOT NULL DEFAULT '',
+        last_attempt   TEXT NOT NULL DEFAULT '',
+        last_success   TEXT NOT NULL DEFAULT '',
+        last_error     TEXT NOT NULL DEFAULT '',
+        failures       INTEGER NOT NULL DEFAULT 0,
+        redirect       TEXT NOT NULL DEFAULT '',
+        gone           INTEGER NOT NULL DEFAULT 0,
+        entries        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outputs (
+        path         TEXT PRIMARY KEY,
+        fingerprint  TEXT NOT NULL,
+        changed      TEXT NOT NULL
+    );
+    """,
+)
+
+
+class StoreError(FeedsError):
+    """The state database cannot be opened or is from a newer release."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceState:
+    """What the store remembers about one source between runs."""
+
+    name: str
+    doc_hash: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    last_attempt: str = ""
+    last_success: str = ""
+    last_error: str = ""
+    failures: int = 0
+    redirect: str = ""
+    gone: bool = False
+    entries: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stamp:
+    """The outcome of recording one entry: whether readers will see it as new or as updated."""
+
+    entry: Entry
+    new: bool
+    changed: bool
+
+
+def content_hash(entry: Entry) -> str:
+    """A digest of everything a reader sees of an entry, except its times and feed categories."""
+    fields = _payload(entry)
+    for key in ("updated", "categories", "source", "match_key"):
+        fields.pop(key, None)
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _payload(entry: Entry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "link": entry.link,
+        "published": entry.published.isoformat(),
+        "updated": entry.updated.isoformat(),
+        "source": entry.source,
+        "summary": entry.summary,
+        "content_html": entry.content_html,
+        "authors": [[a.name, a.uri, a.email] for a in entry.authors],
+        "contributors": [[a.name, a.uri, a.email] for a in entry.contributors],
+        "labels": list(entry.labels),
+        "enclosures": [[e.url, e.length, e.type] for e in entry.enclosures],
+        "match_key": entry.match_key,
+    }
+
+
+def _entry(data: dict[str, Any]) -> Entry:
+    return Entry(
+        id=data["id"],
+        title=data["title"],
+        link=data["link"],
+        published=datetime.fromisoformat(data["published"]),
+        updated=datetime.fromisoformat(data["updated"]),
+        source=data["source"],
+        summary=data["summary"],
+        content_html=data["content_html"],
+        authors=tuple(Author(name=n, uri=u, email=e) for n, u, e in data["authors"]),
+        contributors=tuple(Author(name=n, uri=u, email=e) for n, u, e in data["contributors"]),
+        labels=tuple(data["labels"]),
+        enclosures=tuple(Enclosure(url=u, length=n, type=t) for u, n, t in data["enclosures"]),
+        match_key=data["match_key"],
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+class Store:
+    """The state database: one connection, used from one thread at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(str(path), f"cannot open the state database: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(str(path.parent), f"cannot create the state directory: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(str(self.path), f"written by a newer release (schema {version}, this release knows "
+                                             f"{SCHEMA_VERSION}); upgrade feeds or point site.state elsewhere")
+        for step in range(version, SCHEMA_VERSION):
+            with self.transaction():
+                for statement in _MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- source items: what each source said, kept after it falls off the page --------------
+
+    def save_items(self, source: str, entries: Iterable[Entry], now: datetime) -> int:
+        """Record a source's current items; items seen before and now absent are kept."""
+        stamp = _iso(now)
+        rows = [(source, e.id, json.dumps(_payload(e), ensure_ascii=False), stamp, stamp) for e in entries]
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO items (source, id, data, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (source, id) DO UPDATE SET data = excluded.data, last_seen = excluded.last_seen",
+                rows,
+            )
+        return len(rows)
+
+    def items(self) -> list[tuple[Entry, datetime]]:
+        """Every item any source ever gave, with when it was first seen, in a stable order."""
+        rows = self._db.execute("SELECT data, first_seen FROM items ORDER BY source, id").fetchall()
+        return [(_entry(json.loads(data)), datetime.fromisoformat(first)) for data, first in rows]
+
+    # -- published entries: identity and time --------------------------------------------------
+
+    def stamp(self, entries: Sequence[Entry], now: datetime) -> list[Stamp]:
+        """Give each entry its lasting `published` and `updated`; `updated` moves only on a content change."""
+        known = {
+            row[0]: row[1:]
+            for row in self._db.execute("SELECT id, content_hash, published, updated FROM entries").fetchall()
+        }
+        out: list[Stamp] = []
+        inserts: list[tuple[str, str, str, str, str]] = []
+        updates: list[tuple[str, str, str, str]] = []
+        for entry in entries:
+            digest = content_hash(entry)
+            previous = known.get(entry.id)
+            if previous is None:
+                inserts.append((entry.id, digest, _iso(now), _iso(entry.published), _iso(entry.updated)))
+                out.append(Stamp(entry=entry, new=True, changed=False))
+                continue
+            old_hash, _published, updated = previous
+            if old_hash == digest:
+                stamped = replace(entry, updated=datetime.fromisoformat(updated).astimezone(entry.updated.tzinfo))
+                out.append(Stamp(entry=stamped, new=False, changed=False))
+                continue
+            # A source that dates its own edits is believed; otherwise the edit happened now.
+            old_updated = datetime.fromisoformat(updated)
+            moved = entry.updated if entry.updated > old_updated else now
+            updates.append((digest, _iso(entry.published), _iso(moved), entry.id))
+            # Render in the entry's own zone, as later rebuilds will, so the bytes do not flip.
+            out.append(Stamp(entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)),
+                             new=False, changed=True))
+        if inserts or updates:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT INTO entries (id, content_hash, first_seen, published, updated) VALUES (?, ?, ?, ?, ?)",
+                    inserts)
+                self._db.executemany("UPDATE entries SET content_hash = ?, published = ?, updated = ? WHERE id = ?", updates)
+        return out
+
+    def entry_ids(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT id FROM entries")}
+
+    # -- source state ----------------------------------------------------------------------------
+
+    def source(self, name: str) -> SourceState:
+        row = self._db.execute(
+            "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
+            "redirect, gone, entries FROM sources WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return SourceState(name=name)
+        return SourceState(name=row[0], doc_hash=row[1], etag=row[2], last_modified=row[3], last_attempt=row[4],
+                           last_success=row[5], last_error=row[6], failures=row[7], redirect=row[8],
+                           gone=bool(row[9]), entries=row[10])
+
+    def sources(self) -> list[SourceState]:
+        names = [row[0] for row in self._db.execute("SELECT name FROM sources ORDER BY name")]
+        return [self.source(name) for name in names]
+
+    def put_source(self, state: SourceState) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO sources (name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, "
+                "failures, redirect, gone, entries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET doc_hash = excluded.doc_hash, etag = excluded.etag, "
+                "last_modified = excluded.last_modified, last_attempt = excluded.last_attempt, "
+                "last_success = excluded.last_success, last_error = excluded.last_error, "
+                "failures = excluded.failures, redirect = excluded.redirect, gone = excluded.gone, "
+                "entries = excluded.entries",
+                (state.name, state.doc_hash, state.etag, state.last_modified, state.last_attempt, state.last_success,
+                 state.last_error, state.failures, state.redirect, int(state.gone), state.entries))
+
+    # -- outputs: what was last rendered into each file, to skip work ---------------------------
+
+    def fingerprints(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT path, fingerprint FROM outputs").fetchall())
+
+    def put_fingerprints(self, changes: dict[str, str], now: datetime) -> None:
+        if not changes:
+            return
+        with self.transaction():
+            self._db.executemany(
+                "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, changed = excluded.changed",
+                [(path, fp, _iso(now)) for path, fp in changes.items()])
+
+    def output_changes(self) -> dict[str, str]:
+        """When each output file last changed (ISO time), for the status page."""
+        return dict(self._db.execute("SELECT path, changed FROM outputs").fetchall())
+
+    def integrity_check(self) -> str:
+        result: str = self._db.execute("PRAGMA integrity_check").fetchone()[0]
+        return result
