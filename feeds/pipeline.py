@@ -1,0 +1,319 @@
+"""One pass of the publisher: sources → entries → store → categories → rendered files in output/."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from feeds import __version__, collate, publish, render
+from feeds.adapters import ADAPTERS
+from feeds.config import Config, SourceConfig
+from feeds.errors import SourceError
+from feeds.model import Category, Document, Entry, slugify
+from feeds.store import SourceState, Stamp, Store
+
+log = logging.getLogger("feeds")
+
+DB_NAME = "feeds.db"
+_SETTINGS = "@settings"  # key under which the fingerprint of the configuration last published is kept
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)  # an empty feed has no newest entry; this never moves
+_MEDIA_TYPES = {".html": "text/html", ".htm": "text/html", ".xhtml": "application/xhtml+xml",
+                ".xml": "application/xml", ".rss": "application/rss+xml", ".atom": "application/atom+xml",
+                ".rdf": "application/rdf+xml"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceReport:
+    """How one source fared in a pass."""
+
+    name: str
+    entries: int = 0
+    unchanged: bool = False
+    error: str = ""
+    redirect: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileReport:
+    """One output file: what readers will see as new or updated in it, and whether it was rewritten."""
+
+    path: str
+    entries: int = 0
+    new: int = 0
+    updated: int = 0
+    written: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class BuildReport:
+    """Everything a pass did, for the CLI, the logs and the status page."""
+
+    sources: list[SourceReport] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(s.failed for s in self.sources)
+
+    @property
+    def written(self) -> list[str]:
+        return [f.path for f in self.files if f.written]
+
+
+def open_store(config: Config) -> Store:
+    return Store(config.site.state / DB_NAME)
+
+
+# -- reading sources ---------------------------------------------------------------------------------
+
+
+def load_local(source: SourceConfig) -> list[Document]:
+    """The documents a path or glob names, in a stable order; an error when it names none."""
+    pattern = source.location
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [
+        Path(pattern)]
+    docs = []
+    for path in paths:
+        if path.is_dir():
+            continue
+        try:
+            content = path.read_bytes()
+        except FileNotFoundError:
+            raise SourceError(source.name, f"{path}: no such file (check {source.key}.location)") from None
+        except OSError as exc:
+            raise SourceError(source.name, f"{path}: cannot read: {exc.strerror}") from exc
+        docs.append(Document(content=content, url=path.resolve().as_uri(),
+                             media_type=_MEDIA_TYPES.get(path.suffix.lower(), "text/plain")))
+    if not docs:
+        raise SourceError(source.name, f'"{pattern}" matches no file (check {source.key}.location)')
+    return docs
+
+
+Loader = Callable[[SourceConfig, SourceState], tuple[list[Document] | None, SourceState]]
+
+
+def _load(source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
+    """Fetch a source's documents; None means the server said nothing changed (304)."""
+    if not source.is_url:
+        return load_local(source), state
+    from feeds.fetch import Fetcher, Validators, user_agent  # noqa: PLC0415 - httpx only when a URL is configured
+
+    with Fetcher(user_agent=user_agent(__version__, "")) as fetcher:
+        result = fetcher.fetch(source.name, source.location, Validators(etag=state.etag,
+                                                                         last_modified=state.last_modified))
+    state = replace(state, etag=result.validators.etag, last_modified=result.validators.last_modified,
+                    redirect=result.permanent_redirect or state.redirect)
+    return (None if result.document is None else [result.document]), state
+
+
+def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str]]:
+    """Every entry the adapter can read, and the errors for what it could not."""
+    adapter = ADAPTERS[source.adapter]
+    entries: list[Entry] = []
+    errors: list[str] = []
+    for doc in docs:
+        try:
+            entries.extend(adapter.parse(doc, source))
+        except SourceError as exc:
+            errors.append(str(exc))
+    return entries, errors
+
+
+def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
+    digest = hashlib.sha256(f"{__version__}\0{source.adapter}\0{sorted(source.options.items())!r}".encode())
+    for doc in docs:
+        digest.update(doc.url.encode() + b"\0" + hashlib.sha256(doc.content).digest())
+    return digest.hexdigest()
+
+
+def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader = _load) -> SourceReport:
+    """Fetch and parse one source into the store; a failure is recorded, never raised."""
+    state = replace(store.source(source.name), last_attempt=now.isoformat())
+    try:
+        docs, state = load(source, state)
+    except SourceError as exc:
+        log.warning("source %s failed: %s", source.name, exc)
+        store.put_source(replace(state, last_error=str(exc), failures=state.failures + 1))
+        return SourceReport(name=source.name, error=str(exc), entries=state.entries)
+    if docs is None:  # not modified
+        store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
+        return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
+    doc_hash = _doc_hash(source, docs)
+    if doc_hash == state.doc_hash and not state.last_error:
+        store.put_source(replace(state, last_success=now.isoformat()))
+        return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
+    entries, errors = parse_documents(source, docs)
+    store.save_items(source.name, entries, now)
+    error = "\n".join(errors)
+    store.put_source(replace(
+        state,
+        doc_hash="" if errors else doc_hash,  # a document with errors is parsed again next time
+        last_success=now.isoformat() if entries or not errors else state.last_success,
+        last_error=error,
+        failures=state.failures + 1 if errors else 0,
+        entries=len(entries),
+    ))
+    for line in errors:
+        log.warning("source %s: %s", source.name, line)
+    return SourceReport(name=source.name, entries=len(entries), error=error, redirect=state.redirect)
+
+
+# -- producing output ----------------------------------------------------------------------------------
+
+
+def entry_page_path(entry: Entry) -> str:
+    """Where our own page for an entry without a permalink lives, relative to output/."""
+    source, _, key = entry.id.rpartition(":")
+    source = source.rpartition(":")[2] or entry.source
+    return f"entries/{slugify(source)}/{slugify(key.replace('/', '-'), 120)}.html"
+
+
+def poll_seconds(config: Config) -> int:
+    """The shortest poll period of any source: how long a reader may cache a feed."""
+    return min((s.schedule.seconds for s in config.sources), default=3600)
+
+
+def _fingerprint(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]:
+    """Render every feed from the store and write the files whose content changed."""
+    site = config.site
+    out = site.output
+    merged = collate.merge(store.items())
+    stamps = store.stamp([m.entry for m in merged], now)
+    fresh: dict[str, Stamp] = {}
+    stamped: list[collate.Merged] = []
+    for item, stamp in zip(merged, stamps, strict=True):
+        entry = stamp.entry
+        if not entry.link:
+            entry = replace(entry, link=site.base_url + entry_page_path(entry))
+        fresh[entry.id] = stamp
+        stamped.append(collate.Merged(entry=entry, sources=item.sources))
+
+    by_slug = collate.categorize(stamped, config.categories, config.sources)
+    categories = collate.category_list(by_slug, config.categories)
+    cap = site.entries_per_feed
+    ttl = max(1, poll_seconds(config) // 60)
+    known = store.fingerprints()
+    changed: dict[str, str] = {}
+    reports: list[FileReport] = []
+    links: list[publish.FeedLink] = []
+
+    for category in categories:
+        entries = collate.order(by_slug.get(category.slug, ()), cap)
+        meta = _meta(config, category, entries, ttl)
+        links.append(publish.FeedLink(slug=category.slug, title=category.title,
+                                      description=category.description, entries=len(entries)))
+        fingerprint = _fingerprint(render.__name__, __version__, meta, entries)
+        new = sum(1 for e in entries if fresh[e.id].new)
+        updated = sum(1 for e in entries if fresh[e.id].changed)
+        for ext, renderer in (("atom", render.render_atom), ("rss", render.render_rss),
+                              ("json", render.render_json)):
+            name = f"{category.slug}.{ext}"
+            written = False
+            if known.get(name) != fingerprint or not (out / name).exists():
+                written = publish.write_feed_file(out / name, renderer(meta, entries))
+                changed[name] = fingerprint
+            reports.append(FileReport(path=name, entries=len(entries), new=new, updated=updated, written=written))
+        page = f"{category.slug}.html"
+        page_bytes = publish.category_html(
+            site_title=site.title, base_url=site.base_url, language=site.language,
+            feed=links[-1], entries=[_page_entry(e) for e in entries])
+        if publish.write_feed_file(out / page, page_bytes):
+            changed[page] = fingerprint
+            reports.append(FileReport(path=page, entries=len(entries), written=True))
+
+    for item in stamped:
+        entry = item.entry
+        if not entry.link.startswith(site.base_url + "entries/"):
+            continue
+        name = entry.link[len(site.base_url):]
+        fingerprint = _fingerprint(__version__, site.title, site.language, entry)
+        if known.get(name) != fingerprint or not (out / name).exists():
+            data = render.render_entry_page(entry, site_title=site.title, language=site.language)
+            if publish.write_feed_file(out / name, data):
+                reports.append(FileReport(path=name, entries=1, written=True))
+            changed[name] = fingerprint
+
+    for name, data in (
+        ("index.html", publish.index_html(site_title=site.title, base_url=site.base_url,
+                                          language=site.language, feeds=links)),
+        ("feeds.opml", publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)),
+    ):
+        if publish.write_feed_file(out / name, data):
+            changed[name] = _fingerprint(data)
+            reports.append(FileReport(path=name, written=True))
+    store.put_fingerprints(changed, now)
+    return reports
+
+
+def _meta(config: Config, category: Category, entries: Sequence[Entry], ttl: int) -> render.FeedMeta:
+    site = config.site
+    title = site.title if category.slug == collate.ALL.slug else f"{site.title} — {category.title}"
+    return render.FeedMeta(
+        slug=category.slug,
+        title=title,
+        description=category.description or title,
+        base_url=site.base_url,
+        author=site.author,
+        language=site.language,
+        updated=max((e.updated for e in entries), default=EMPTY_FEED_UPDATED),
+        ttl_minutes=ttl,
+        hubs=site.hubs,
+    )
+
+
+def _page_entry(entry: Entry) -> publish.PageEntry:
+    return publish.PageEntry(title=entry.title, link=entry.link, published_iso=entry.published.isoformat(),
+                             published_text=_day(entry.published), summary=entry.summary)
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
+def _day(moment: datetime) -> str:
+    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader = _load) -> BuildReport:
+    """Refresh the sources (all, or those named) and publish every feed whose content changed."""
+    report = BuildReport()
+    with open_store(config) as store:
+        for source in config.sources:
+            if only and source.name not in only:
+                continue
+            report.sources.append(refresh(store, source, now, load))
+        settings = _fingerprint(__version__, config.site, config.categories, config.sources)
+        quiet = all(s.unchanged for s in report.sources)
+        if quiet and store.fingerprints().get(_SETTINGS) == settings and (config.site.output / "index.html").exists():
+            return report  # nothing a reader could see has changed: leave every file alone
+        report.files = publish_all(store, config, now)
+        store.put_fingerprints({_SETTINGS: settings}, now)
+    return report
+
+
+def check(config: Config, load: Loader = _load) -> list[SourceReport]:
+    """Fetch and parse every source without touching the store or output/."""
+    reports = []
+    for source in config.sources:
+        try:
+            docs, _ = load(source, SourceState(name=source.name))
+        except SourceError as exc:
+            reports.append(SourceReport(name=source.name, error=str(exc)))
+            continue
+        entries, errors = parse_documents(source, docs or [])
+        reports.append(SourceReport(name=source.name, entries=len(entries), error="\n".join(errors)))
+    return reports

@@ -1,0 +1,44 @@
+"""Shared fixtures: a config written to a temporary directory, and a fixed clock."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feeds.config import Config, load
+
+DATA = Path(__file__).parent / "data"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+SITE = """
+[site]
+title = "Test Site"
+base_url = "https://feeds.example.org/"
+author = "Test Unit"
+language = "en"
+time_zone = "Europe/Zurich"
+entries_per_feed = 50
+"""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """Write a config.toml (the [site] table above plus `body`) into tmp_path, with the given files copied in."""
+
+    def make(body: str, files: dict[str, Path | str] | None = None, site: str = SITE) -> Config:
+        for name, content in (files or {}).items():
+            target = tmp_path / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_text(content, encoding="utf-8")
+        path = tmp_path / "config.toml"
+        path.write_text(site + body, encoding="utf-8")
+        return load(path)
+
+    return make
