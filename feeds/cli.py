@@ -26,31 +26,60 @@ def _parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--config", type=Path, default=Path("config.toml"), metavar="PATH",
-                         help="the configuration file (default: ./config.toml)")
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=Path("config.toml"),
+            metavar="PATH",
+            help="the configuration file (default: ./config.toml)",
+        )
         sub.add_argument("-v", "--verbose", action="store_true", help="log every step")
         return sub
 
     build = command("build", "Fetch every source once and write the feeds whose content changed.")
-    build.add_argument("--source", action="append", default=[], metavar="NAME",
-                       help="refresh only this source (repeatable); every feed is still brought up to date")
+    build.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="refresh only this source (repeatable); every feed is still brought up to date",
+    )
     command("check", "Validate the configuration and read every source, without writing anything.")
+    for name, text in (
+        (
+            "run",
+            "Build once, then keep every feed fresh on its sources' schedules and serve "
+            "output/ over HTTP until stopped (SIGTERM/SIGINT stop, SIGHUP rereads the config).",
+        ),
+        ("serve", "Serve output/ over HTTP as it is, without fetching anything."),
+    ):
+        sub = command(name, text)
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+        sub.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
+    command("status", "Show each source's last fetch, result and next run, and each feed's last change.")
+    command("reload", "Validate the configuration, then ask the running `feeds run` to reread it.")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    quiet = logging.INFO if args.command in ("run", "serve") else logging.ERROR
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else quiet, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     try:
         config = load(args.config)
     except ConfigError as exc:
-        print(f"feeds: invalid configuration ({len(exc.problems)} problem{'s' * (len(exc.problems) > 1)}):",
-              file=sys.stderr)
+        print(
+            f"feeds: invalid configuration ({len(exc.problems)} problem{'s' * (len(exc.problems) > 1)}):",
+            file=sys.stderr,
+        )
         for key, what in exc.problems:
             print(f"  {key}: {what}", file=sys.stderr)
         return EXIT_CONFIG
-    handler = {"build": _build, "check": _check}[args.command]
+    handler = {"build": _build, "check": _check, "run": _run, "serve": _serve, "status": _status, "reload": _reload}[
+        args.command
+    ]
     try:
         return handler(config, args)
     except ConfigError as exc:
@@ -93,3 +122,48 @@ def _check(config: Config, args: argparse.Namespace) -> int:
             print(f"  error: {line}")
     print(f"configuration {config.path}: ok, {len(config.sources)} sources, {len(config.categories)} categories")
     return EXIT_SOURCE_FAILED if any(s.failed for s in reports) else EXIT_OK
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    from feeds.schedule import Daemon
+
+    daemon = Daemon(config.path, host=args.host, port=args.port)
+    print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
+    daemon.run_forever()
+    return EXIT_OK
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    from feeds.serve import StaticFeeds, run_server
+
+    app = StaticFeeds(
+        config.site.output, max_age=pipeline.poll_seconds(config), hubs=config.site.hubs, base_url=config.site.base_url
+    )
+    print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
+    run_server(app, args.host, args.port)
+    return EXIT_OK
+
+
+def _status(config: Config, args: argparse.Namespace) -> int:
+    from feeds.schedule import feed_rows, source_rows
+
+    with pipeline.open_store(config) as store:
+        sources = source_rows(config, store)
+        feeds = feed_rows(store, {})
+    print(f"{'source':<24} {'last fetch (UTC)':<20} {'next run (UTC)':<20} {'entries':>7}  result")
+    for name, last, result, nxt, count, error in sources:
+        print(f"{name:<24} {last:<20} {nxt:<20} {count:>7}  {result}")
+        for line in error.splitlines():
+            print(f"    {line}")
+    print(f"\n{'feed':<40} last change (UTC)")
+    for name, _count, changed in feeds:
+        print(f"{name:<40} {changed}")
+    return EXIT_SOURCE_FAILED if any(error for *_, error in sources) else EXIT_OK
+
+
+def _reload(config: Config, args: argparse.Namespace) -> int:
+    from feeds.schedule import send_reload
+
+    pid = send_reload(config)
+    print(f"asked the daemon (pid {pid}) to reread {config.path}")
+    return EXIT_OK

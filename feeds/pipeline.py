@@ -14,6 +14,7 @@ from feeds import __version__, collate, publish, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
+from feeds.fetch import Fetcher, Validators, user_agent
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -22,9 +23,15 @@ log = logging.getLogger("feeds")
 DB_NAME = "feeds.db"
 _SETTINGS = "@settings"  # key under which the fingerprint of the configuration last published is kept
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)  # an empty feed has no newest entry; this never moves
-_MEDIA_TYPES = {".html": "text/html", ".htm": "text/html", ".xhtml": "application/xhtml+xml",
-                ".xml": "application/xml", ".rss": "application/rss+xml", ".atom": "application/atom+xml",
-                ".rdf": "application/rdf+xml"}
+_MEDIA_TYPES = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xhtml": "application/xhtml+xml",
+    ".xml": "application/xml",
+    ".rss": "application/rss+xml",
+    ".atom": "application/atom+xml",
+    ".rdf": "application/rdf+xml",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,8 +86,7 @@ def open_store(config: Config) -> Store:
 def load_local(source: SourceConfig) -> list[Document]:
     """The documents a path or glob names, in a stable order; an error when it names none."""
     pattern = source.location
-    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [
-        Path(pattern)]
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [Path(pattern)]
     docs = []
     for path in paths:
         if path.is_dir():
@@ -91,8 +97,13 @@ def load_local(source: SourceConfig) -> list[Document]:
             raise SourceError(source.name, f"{path}: no such file (check {source.key}.location)") from None
         except OSError as exc:
             raise SourceError(source.name, f"{path}: cannot read: {exc.strerror}") from exc
-        docs.append(Document(content=content, url=path.resolve().as_uri(),
-                             media_type=_MEDIA_TYPES.get(path.suffix.lower(), "text/plain")))
+        docs.append(
+            Document(
+                content=content,
+                url=path.resolve().as_uri(),
+                media_type=_MEDIA_TYPES.get(path.suffix.lower(), "text/plain"),
+            )
+        )
     if not docs:
         raise SourceError(source.name, f'"{pattern}" matches no file (check {source.key}.location)')
     return docs
@@ -101,18 +112,29 @@ def load_local(source: SourceConfig) -> list[Document]:
 Loader = Callable[[SourceConfig, SourceState], tuple[list[Document] | None, SourceState]]
 
 
-def _load(source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
+def fetch_documents(
+    source: SourceConfig, state: SourceState, fetcher: Fetcher | None = None, contact_url: str = ""
+) -> tuple[list[Document] | None, SourceState]:
     """Fetch a source's documents; None means the server said nothing changed (304)."""
     if not source.is_url:
         return load_local(source), state
-    from feeds.fetch import Fetcher, Validators, user_agent  # noqa: PLC0415 - httpx only when a URL is configured
-
-    with Fetcher(user_agent=user_agent(__version__, "")) as fetcher:
-        result = fetcher.fetch(source.name, source.location, Validators(etag=state.etag,
-                                                                         last_modified=state.last_modified))
-    state = replace(state, etag=result.validators.etag, last_modified=result.validators.last_modified,
-                    redirect=result.permanent_redirect or state.redirect)
+    validators = Validators(etag=state.etag, last_modified=state.last_modified)
+    if fetcher is None:
+        with Fetcher(user_agent=user_agent(__version__, contact_url)) as own:
+            result = own.fetch(source.name, source.location, validators)
+    else:
+        result = fetcher.fetch(source.name, source.location, validators)
+    state = replace(
+        state,
+        etag=result.validators.etag,
+        last_modified=result.validators.last_modified,
+        redirect=result.permanent_redirect or state.redirect,
+    )
     return (None if result.document is None else [result.document]), state
+
+
+def _load(source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
+    return fetch_documents(source, state)
 
 
 def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str]]:
@@ -154,14 +176,16 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader = _l
     entries, errors = parse_documents(source, docs)
     store.save_items(source.name, entries, now)
     error = "\n".join(errors)
-    store.put_source(replace(
-        state,
-        doc_hash="" if errors else doc_hash,  # a document with errors is parsed again next time
-        last_success=now.isoformat() if entries or not errors else state.last_success,
-        last_error=error,
-        failures=state.failures + 1 if errors else 0,
-        entries=len(entries),
-    ))
+    store.put_source(
+        replace(
+            state,
+            doc_hash="" if errors else doc_hash,  # a document with errors is parsed again next time
+            last_success=now.isoformat() if entries or not errors else state.last_success,
+            last_error=error,
+            failures=state.failures + 1 if errors else 0,
+            entries=len(entries),
+        )
+    )
     for line in errors:
         log.warning("source %s: %s", source.name, line)
     return SourceReport(name=source.name, entries=len(entries), error=error, redirect=state.redirect)
@@ -213,13 +237,15 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     for category in categories:
         entries = collate.order(by_slug.get(category.slug, ()), cap)
         meta = _meta(config, category, entries, ttl)
-        links.append(publish.FeedLink(slug=category.slug, title=category.title,
-                                      description=category.description, entries=len(entries)))
+        links.append(
+            publish.FeedLink(
+                slug=category.slug, title=category.title, description=category.description, entries=len(entries)
+            )
+        )
         fingerprint = _fingerprint(render.__name__, __version__, meta, entries)
         new = sum(1 for e in entries if fresh[e.id].new)
         updated = sum(1 for e in entries if fresh[e.id].changed)
-        for ext, renderer in (("atom", render.render_atom), ("rss", render.render_rss),
-                              ("json", render.render_json)):
+        for ext, renderer in (("atom", render.render_atom), ("rss", render.render_rss), ("json", render.render_json)):
             name = f"{category.slug}.{ext}"
             written = False
             if known.get(name) != fingerprint or not (out / name).exists():
@@ -228,8 +254,12 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             reports.append(FileReport(path=name, entries=len(entries), new=new, updated=updated, written=written))
         page = f"{category.slug}.html"
         page_bytes = publish.category_html(
-            site_title=site.title, base_url=site.base_url, language=site.language,
-            feed=links[-1], entries=[_page_entry(e) for e in entries])
+            site_title=site.title,
+            base_url=site.base_url,
+            language=site.language,
+            feed=links[-1],
+            entries=[_page_entry(e) for e in entries],
+        )
         if publish.write_feed_file(out / page, page_bytes):
             changed[page] = fingerprint
             reports.append(FileReport(path=page, entries=len(entries), written=True))
@@ -238,7 +268,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         entry = item.entry
         if not entry.link.startswith(site.base_url + "entries/"):
             continue
-        name = entry.link[len(site.base_url):]
+        name = entry.link[len(site.base_url) :]
         fingerprint = _fingerprint(__version__, site.title, site.language, entry)
         if known.get(name) != fingerprint or not (out / name).exists():
             data = render.render_entry_page(entry, site_title=site.title, language=site.language)
@@ -247,8 +277,10 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             changed[name] = fingerprint
 
     for name, data in (
-        ("index.html", publish.index_html(site_title=site.title, base_url=site.base_url,
-                                          language=site.language, feeds=links)),
+        (
+            "index.html",
+            publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links),
+        ),
         ("feeds.opml", publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)),
     ):
         if publish.write_feed_file(out / name, data):
@@ -275,12 +307,29 @@ def _meta(config: Config, category: Category, entries: Sequence[Entry], ttl: int
 
 
 def _page_entry(entry: Entry) -> publish.PageEntry:
-    return publish.PageEntry(title=entry.title, link=entry.link, published_iso=entry.published.isoformat(),
-                             published_text=_day(entry.published), summary=entry.summary)
+    return publish.PageEntry(
+        title=entry.title,
+        link=entry.link,
+        published_iso=entry.published.isoformat(),
+        published_text=_day(entry.published),
+        summary=entry.summary,
+    )
 
 
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _day(moment: datetime) -> str:

@@ -50,8 +50,11 @@ def write_atomic(path: Path, data: bytes) -> bool:
         if tmp_name:
             with _quietly():
                 os.unlink(tmp_name)
-        hint = "the disk is full; free space, then run feeds build again" if exc.errno == errno.ENOSPC else (
-            "check that the output directory is writable")
+        hint = (
+            "the disk is full; free space, then run feeds build again"
+            if exc.errno == errno.ENOSPC
+            else ("check that the output directory is writable")
+        )
         raise PublishError(str(path), f"cannot write ({exc.strerror}); the previous file is intact; {hint}") from exc
     return True
 
@@ -83,8 +86,10 @@ class FeedLink:
     entries: int
 
 
-def _doc(tree: etree._Element) -> bytes:
-    return b"<!DOCTYPE html>\n" + tostring(tree, encoding="utf-8", pretty_print=True)
+def html_document(tree: etree._Element) -> bytes:
+    """An lxml.html tree as a UTF-8 HTML5 document."""
+    body: bytes = tostring(tree, encoding="utf-8", pretty_print=True)
+    return b"<!DOCTYPE html>\n" + body
 
 
 def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence[FeedLink]) -> bytes:
@@ -93,8 +98,11 @@ def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence
         E.META(charset="utf-8"),
         E.META(name="viewport", content="width=device-width, initial-scale=1"),
         E.TITLE(site_title),
-        *(E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-          for feed in feeds for ext, media, label in FORMATS),
+        *(
+            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
+            for feed in feeds
+            for ext, media, label in FORMATS
+        ),
         E.LINK(rel="outline", type="text/x-opml", title="All feeds (OPML)", href=f"{base_url}feeds.opml"),
         E.STYLE(_CSS),
     )
@@ -104,19 +112,24 @@ def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence
         spaced: list[object] = []
         for link in links:
             spaced.extend((link, " "))
-        rows.append(E.LI(
-            E.H2(E.A(feed.title, href=f"{base_url}{feed.slug}.html")),
-            E.P(feed.description) if feed.description else "",
-            E.P(f"{feed.entries} entries · subscribe: ", *spaced[:-1], **{"class": "subscribe"}),
-            id=f"feed-{feed.slug}",
-        ))
+        rows.append(
+            E.LI(
+                E.H2(E.A(feed.title, href=f"{base_url}{feed.slug}.html")),
+                E.P(feed.description) if feed.description else "",
+                E.P(f"{feed.entries} entries · subscribe: ", *spaced[:-1], **{"class": "subscribe"}),
+                id=f"feed-{feed.slug}",
+            )
+        )
     body = E.BODY(
         E.H1(site_title),
-        E.P("Subscribe to a feed in your reader, or import ",
-            E.A("every feed as OPML", href=f"{base_url}feeds.opml"), "."),
+        E.P(
+            "Subscribe to a feed in your reader, or import ",
+            E.A("every feed as OPML", href=f"{base_url}feeds.opml"),
+            ".",
+        ),
         E.UL(*rows, **{"class": "feeds"}),
     )
-    return _doc(E.HTML(head, body, lang=language))
+    return html_document(E.HTML(head, body, lang=language))
 
 
 def opml(*, site_title: str, base_url: str, feeds: Sequence[FeedLink]) -> bytes:
@@ -126,9 +139,16 @@ def opml(*, site_title: str, base_url: str, feeds: Sequence[FeedLink]) -> bytes:
     etree.SubElement(head, "title").text = site_title
     body = etree.SubElement(root, "body")
     for feed in feeds:
-        etree.SubElement(body, "outline", type="rss", text=feed.title, title=feed.title,
-                         xmlUrl=f"{base_url}{feed.slug}.atom", htmlUrl=f"{base_url}{feed.slug}.html",
-                         description=feed.description)
+        etree.SubElement(
+            body,
+            "outline",
+            type="rss",
+            text=feed.title,
+            title=feed.title,
+            xmlUrl=f"{base_url}{feed.slug}.atom",
+            htmlUrl=f"{base_url}{feed.slug}.html",
+            description=feed.description,
+        )
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
@@ -153,15 +173,18 @@ class PageEntry:
     summary: str
 
 
-def category_html(*, site_title: str, base_url: str, language: str, feed: FeedLink,
-                  entries: Sequence[PageEntry]) -> bytes:
+def category_html(
+    *, site_title: str, base_url: str, language: str, feed: FeedLink, entries: Sequence[PageEntry]
+) -> bytes:
     """A readable page of one category's entries, with autodiscovery links to its feeds."""
     head = E.HEAD(
         E.META(charset="utf-8"),
         E.META(name="viewport", content="width=device-width, initial-scale=1"),
         E.TITLE(f"{feed.title} · {site_title}"),
-        *(E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-          for ext, media, label in FORMATS),
+        *(
+            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
+            for ext, media, label in FORMATS
+        ),
         E.STYLE(_CSS),
     )
     items = [
@@ -182,4 +205,4 @@ def category_html(*, site_title: str, base_url: str, language: str, feed: FeedLi
         E.P("Subscribe: ", *subscribe[:-1], **{"class": "subscribe"}),
         E.OL(*items, **{"class": "entries"}) if items else E.P("No entries yet."),
     )
-    return _doc(E.HTML(head, body, lang=language))
+    return html_document(E.HTML(head, body, lang=language))

@@ -46,7 +46,8 @@ _MIGRATIONS: tuple[str, ...] = (
         failures       INTEGER NOT NULL DEFAULT 0,
         redirect       TEXT NOT NULL DEFAULT '',
         gone           INTEGER NOT NULL DEFAULT 0,
-        entries        INTEGER NOT NULL DEFAULT 0
+        entries        INTEGER NOT NULL DEFAULT 0,
+        next_run       TEXT NOT NULL DEFAULT ''
     );
     CREATE TABLE outputs (
         path         TEXT PRIMARY KEY,
@@ -76,6 +77,7 @@ class SourceState:
     redirect: str = ""
     gone: bool = False
     entries: int = 0
+    next_run: str = ""  # set by the daemon's scheduler, for `feeds status`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,8 +166,11 @@ class Store:
     def _migrate(self) -> None:
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise StoreError(str(self.path), f"written by a newer release (schema {version}, this release knows "
-                                             f"{SCHEMA_VERSION}); upgrade feeds or point site.state elsewhere")
+            raise StoreError(
+                str(self.path),
+                f"written by a newer release (schema {version}, this release knows "
+                f"{SCHEMA_VERSION}); upgrade feeds or point site.state elsewhere",
+            )
         for step in range(version, SCHEMA_VERSION):
             with self.transaction():
                 for statement in _MIGRATIONS[step].split(";"):
@@ -230,14 +235,18 @@ class Store:
             moved = entry.updated if entry.updated > old_updated else now
             updates.append((digest, _iso(entry.published), _iso(moved), entry.id))
             # Render in the entry's own zone, as later rebuilds will, so the bytes do not flip.
-            out.append(Stamp(entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)),
-                             new=False, changed=True))
+            out.append(
+                Stamp(entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)), new=False, changed=True)
+            )
         if inserts or updates:
             with self.transaction():
                 self._db.executemany(
                     "INSERT INTO entries (id, content_hash, first_seen, published, updated) VALUES (?, ?, ?, ?, ?)",
-                    inserts)
-                self._db.executemany("UPDATE entries SET content_hash = ?, published = ?, updated = ? WHERE id = ?", updates)
+                    inserts,
+                )
+                self._db.executemany(
+                    "UPDATE entries SET content_hash = ?, published = ?, updated = ? WHERE id = ?", updates
+                )
         return out
 
     def entry_ids(self) -> set[str]:
@@ -248,12 +257,25 @@ class Store:
     def source(self, name: str) -> SourceState:
         row = self._db.execute(
             "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
-            "redirect, gone, entries FROM sources WHERE name = ?", (name,)).fetchone()
+            "redirect, gone, entries, next_run FROM sources WHERE name = ?",
+            (name,),
+        ).fetchone()
         if row is None:
             return SourceState(name=name)
-        return SourceState(name=row[0], doc_hash=row[1], etag=row[2], last_modified=row[3], last_attempt=row[4],
-                           last_success=row[5], last_error=row[6], failures=row[7], redirect=row[8],
-                           gone=bool(row[9]), entries=row[10])
+        return SourceState(
+            name=row[0],
+            doc_hash=row[1],
+            etag=row[2],
+            last_modified=row[3],
+            last_attempt=row[4],
+            last_success=row[5],
+            last_error=row[6],
+            failures=row[7],
+            redirect=row[8],
+            gone=bool(row[9]),
+            entries=row[10],
+            next_run=row[11],
+        )
 
     def sources(self) -> list[SourceState]:
         names = [row[0] for row in self._db.execute("SELECT name FROM sources ORDER BY name")]
@@ -263,14 +285,27 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO sources (name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, "
-                "failures, redirect, gone, entries) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "failures, redirect, gone, entries, next_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET doc_hash = excluded.doc_hash, etag = excluded.etag, "
                 "last_modified = excluded.last_modified, last_attempt = excluded.last_attempt, "
                 "last_success = excluded.last_success, last_error = excluded.last_error, "
                 "failures = excluded.failures, redirect = excluded.redirect, gone = excluded.gone, "
-                "entries = excluded.entries",
-                (state.name, state.doc_hash, state.etag, state.last_modified, state.last_attempt, state.last_success,
-                 state.last_error, state.failures, state.redirect, int(state.gone), state.entries))
+                "entries = excluded.entries, next_run = excluded.next_run",
+                (
+                    state.name,
+                    state.doc_hash,
+                    state.etag,
+                    state.last_modified,
+                    state.last_attempt,
+                    state.last_success,
+                    state.last_error,
+                    state.failures,
+                    state.redirect,
+                    int(state.gone),
+                    state.entries,
+                    state.next_run,
+                ),
+            )
 
     # -- outputs: what was last rendered into each file, to skip work ---------------------------
 
@@ -284,7 +319,8 @@ class Store:
             self._db.executemany(
                 "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, ?, ?) "
                 "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, changed = excluded.changed",
-                [(path, fp, _iso(now)) for path, fp in changes.items()])
+                [(path, fp, _iso(now)) for path, fp in changes.items()],
+            )
 
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""

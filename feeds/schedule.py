@@ -1,0 +1,469 @@
+"""The daemon behind `feeds run`: APScheduler jobs per source, the feed server, status and metrics."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from lxml.html import builder as E
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from feeds import __version__, pipeline
+from feeds.publish import html_document
+from feeds.config import Config, SourceConfig, load
+from feeds.errors import ConfigError, FeedsError, SourceError
+from feeds.fetch import Fetcher, user_agent
+from feeds.model import Document
+from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
+from feeds.store import SourceState, Store
+
+log = logging.getLogger("feeds")
+
+PID_FILE = "feeds.pid"
+MAX_BACKOFF = timedelta(hours=6)
+Clock = Callable[[], datetime]
+
+
+def logfmt(**fields: object) -> str:
+    """One structured log line: key=value pairs, values quoted when they need it."""
+    parts = []
+    for key, value in fields.items():
+        text = str(value)
+        if not text or any(c in text for c in ' "=\n'):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def backoff(schedule_seconds: int, failures: int) -> timedelta:
+    """How long a source that failed `failures` times in a row rests: its period doubled per failure, capped."""
+    if failures <= 1:
+        return timedelta(seconds=schedule_seconds)
+    return min(timedelta(seconds=schedule_seconds * 2 ** min(failures - 1, 16)), MAX_BACKOFF)
+
+
+class Metrics:
+    """Prometheus metrics of one daemon (its own registry, so tests can run several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.fetches = Counter(
+            "feeds_fetches", "Source fetches by result.", ["source", "result"], registry=self.registry
+        )
+        self.failures = Counter(
+            "feeds_fetch_failures", "Source fetches that failed.", ["source"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "feeds_source_last_success_timestamp_seconds",
+            "When the source was last read successfully.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.source_entries = Gauge(
+            "feeds_source_entries", "Entries the source gave on its last read.", ["source"], registry=self.registry
+        )
+        self.feed_entries = Gauge(
+            "feeds_feed_entries", "Entries in each published feed file.", ["feed"], registry=self.registry
+        )
+        self.writes = Counter(
+            "feeds_files_written", "Output files replaced because their bytes changed.", registry=self.registry
+        )
+        self.render_seconds = Histogram(
+            "feeds_render_seconds", "Time to bring output/ up to date.", registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class Daemon:
+    """Keeps every feed fresh on its sources' schedules and serves output/ until stopped."""
+
+    def __init__(
+        self, config_path: Path, *, host: str = "127.0.0.1", port: int = 8080, clock: Clock = lambda: datetime.now(UTC)
+    ) -> None:
+        self.config_path = config_path
+        self.config: Config = load(config_path)
+        self.clock = clock
+        self.metrics = Metrics()
+        self._lock = threading.Lock()  # one writer: feedgen switches the process locale, SQLite wants one user
+        self._stopping = threading.Event()
+        self._store = pipeline.open_store(self.config)
+        self._fetcher = Fetcher(user_agent=user_agent(__version__, self.config.site.contact_url))
+        self._feed_entries: dict[str, int] = {}
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            # coalesce: a pause never causes a burst of runs; no grace limit: a late run still happens.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self.app = StaticFeeds(
+            self.config.site.output,
+            max_age=self._max_age,
+            hubs=self.config.site.hubs,
+            base_url=self.config.site.base_url,
+        )
+        self.app.add_route("/healthz", self._healthz)
+        self.app.add_route("/metrics", self._metrics)
+        self.app.add_route("/status", self._status)
+        self.server = ServerThread(self.app, host, port)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build once, start the scheduler, then the server."""
+        self.config.site.output.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._store.close()  # build() opens its own connection; ours reopens after
+            report = pipeline.build(
+                self.config, self.clock(), load=lambda s, st: pipeline.fetch_documents(s, st, self._fetcher)
+            )
+            self._store = pipeline.open_store(self.config)
+        for source in report.sources:
+            log.info(
+                logfmt(
+                    event="fetch",
+                    source=source.name,
+                    result="failed" if source.failed else "ok",
+                    entries=source.entries,
+                    error=source.error or "-",
+                )
+            )
+        self._note_files(report.files)
+        self._schedule_all()
+        self._scheduler.start()
+        self._record_next_runs()
+        self.server.start()
+        (self.config.site.state / PID_FILE).write_text(f"{os.getpid()}\n")
+        log.info(logfmt(event="start", url=self.server.url, sources=len(self.config.sources), version=__version__))
+
+    def stop(self) -> None:
+        """Let the running job finish its write, then stop serving."""
+        self._stopping.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        self.server.stop()
+        self._fetcher.close()
+        with self._lock:
+            self._store.close()
+        with _quiet_oserror():
+            (self.config.site.state / PID_FILE).unlink()
+        log.info(logfmt(event="stop"))
+
+    def run_forever(self) -> None:
+        """`feeds run`: start, handle SIGTERM/SIGINT (stop) and SIGHUP (reload), block until stopped."""
+        wake = threading.Event()
+        pending: list[int] = []
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            pending.append(signum)
+            wake.set()
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        self.start()
+        try:
+            while True:
+                wake.wait()
+                wake.clear()
+                while pending:
+                    received = pending.pop(0)
+                    if received == signal.SIGHUP:
+                        self.reload()
+                    else:
+                        return
+        finally:
+            self.stop()
+
+    def reload(self) -> bool:
+        """Reread the config; an invalid one is refused and the running one stays."""
+        try:
+            config = load(self.config_path)
+        except ConfigError as exc:
+            log.error(logfmt(event="reload", result="refused", problems=len(exc.problems), error=str(exc)))
+            return False
+        if config.site.state != self.config.site.state or config.site.output != self.config.site.output:
+            log.error(
+                logfmt(
+                    event="reload",
+                    result="refused",
+                    error="site.output and site.state cannot change while running; restart instead",
+                )
+            )
+            return False
+        with self._lock:
+            self.config = config
+            self._publish(self.clock())  # titles, categories or caps may have changed
+        for job in self._scheduler.get_jobs():
+            job.remove()
+        self._schedule_all(first_run=datetime.now(UTC))
+        self._record_next_runs()
+        log.info(logfmt(event="reload", result="ok", sources=len(config.sources)))
+        return True
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    def _schedule_all(self, first_run: datetime | None = None) -> None:
+        for source in self.config.sources:
+            self._scheduler.add_job(
+                self._poll,
+                self._trigger(source),
+                args=[source.name],
+                id=source.name,
+                name=source.name,
+                replace_existing=True,
+                **({"next_run_time": first_run} if first_run else {}),
+            )
+
+    @staticmethod
+    def _trigger(source: SourceConfig) -> IntervalTrigger | CronTrigger:
+        schedule = source.schedule
+        if schedule.interval is not None:
+            seconds = int(schedule.interval.total_seconds())
+            # Spread sources that share a period so they do not all hit the network in the same second.
+            return IntervalTrigger(
+                seconds=seconds, jitter=max(1, seconds // 20) if seconds >= 20 else None, timezone=UTC
+            )
+        return CronTrigger.from_crontab(schedule.cron or "0 * * * *", timezone=source.time_zone)
+
+    def _poll(self, name: str) -> None:
+        """One scheduled run: fetch (outside the lock), then record and publish (inside it)."""
+        if self._stopping.is_set():
+            return
+        try:
+            source = self.config.source(name)
+        except KeyError:
+            return  # removed by a reload while queued
+        started = time.perf_counter()
+        with self._lock:
+            state = self._store.source(name)
+        fetched: tuple[list[Document] | None, SourceState] | SourceError
+        try:
+            fetched = pipeline.fetch_documents(source, state, self._fetcher)
+        except SourceError as exc:
+            fetched = exc
+
+        def prefetched(_source: SourceConfig, _state: SourceState) -> tuple[list[Document] | None, SourceState]:
+            if isinstance(fetched, SourceError):
+                raise fetched
+            docs, new_state = fetched
+            return docs, replace(new_state, last_attempt=_state.last_attempt)
+
+        with self._lock:
+            now = self.clock()
+            report = pipeline.refresh(self._store, source, now, prefetched)
+            result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
+            self.metrics.fetches.labels(name, result).inc()
+            self.metrics.source_entries.labels(name).set(report.entries)
+            if report.failed:
+                self.metrics.failures.labels(name).inc()
+            else:
+                self.metrics.last_success.labels(name).set(now.timestamp())
+            log.info(
+                logfmt(
+                    event="fetch",
+                    source=name,
+                    result=result,
+                    entries=report.entries,
+                    seconds=f"{time.perf_counter() - started:.3f}",
+                    error=report.error or "-",
+                    moved=report.redirect or "-",
+                )
+            )
+            if not report.unchanged:
+                self._publish(now)
+            failures = self._store.source(name).failures
+        if report.failed:
+            self._back_off(source, failures)
+        self._record_next_runs()
+
+    def _publish(self, now: datetime) -> None:
+        started = time.perf_counter()
+        try:
+            files = pipeline.publish_all(self._store, self.config, now)
+        except FeedsError as exc:
+            log.error(logfmt(event="write", result="failed", error=str(exc)))
+            return
+        finally:
+            self.metrics.render_seconds.observe(time.perf_counter() - started)
+        self._note_files(files)
+
+    def _note_files(self, files: list[pipeline.FileReport]) -> None:
+        for file in files:
+            if file.path.endswith((".atom", ".rss", ".json")):
+                self._feed_entries[file.path] = file.entries
+                self.metrics.feed_entries.labels(file.path).set(file.entries)
+            if file.written:
+                self.metrics.writes.inc()
+                log.info(
+                    logfmt(event="write", path=file.path, entries=file.entries, new=file.new, updated=file.updated)
+                )
+
+    def _back_off(self, source: SourceConfig, failures: int) -> None:
+        job = self._scheduler.get_job(source.name)
+        if job is None or failures < 2:
+            return
+        rest = backoff(source.schedule.seconds, failures)
+        next_run = datetime.now(UTC) + rest
+        if job.next_run_time is None or next_run > job.next_run_time:
+            job.modify(next_run_time=next_run)
+            log.warning(
+                logfmt(
+                    event="backoff",
+                    source=source.name,
+                    failures=failures,
+                    next_run=next_run.isoformat(timespec="seconds"),
+                )
+            )
+
+    def _record_next_runs(self) -> None:
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            for job in self._scheduler.get_jobs():
+                state = self._store.source(job.id)
+                stamp = job.next_run_time.isoformat(timespec="seconds") if job.next_run_time else ""
+                if state.next_run != stamp:
+                    self._store.put_source(replace(state, next_run=stamp))
+
+    def _max_age(self, path: str) -> int:
+        return pipeline.poll_seconds(self.config)
+
+    # -- operator endpoints -----------------------------------------------------------------------
+
+    def _healthz(self) -> DynamicResponse:
+        running = self._scheduler.running and not self._stopping.is_set()
+        return DynamicResponse(
+            status=200 if running else 503,
+            body=b"ok\n" if running else b"stopped\n",
+            headers=(("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")),
+        )
+
+    def _metrics(self) -> DynamicResponse:
+        return DynamicResponse(
+            body=self.metrics.render(), headers=(("content-type", CONTENT_TYPE_LATEST), ("cache-control", "no-store"))
+        )
+
+    def _status(self) -> DynamicResponse:
+        with self._lock:
+            page = status_html(self.config, self._store, self._feed_entries)
+        return DynamicResponse(
+            body=page, headers=(("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"))
+        )
+
+
+class _quiet_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
+        return kind is not None and issubclass(kind, OSError)
+
+
+def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, str, str]]:
+    """Per source: name, last fetch, result, next run, entries, error — for the status page and `feeds status`."""
+    rows = []
+    for source in config.sources:
+        state = store.source(source.name)
+        if not state.last_attempt:
+            result = "never fetched"
+        elif state.last_error:
+            result = f"failing ({state.failures} in a row)"
+        else:
+            result = "ok"
+        rows.append(
+            (
+                source.name,
+                state.last_attempt[:19].replace("T", " ") or "-",
+                result,
+                state.next_run[:19].replace("T", " ") or "-",
+                str(state.entries),
+                state.last_error,
+            )
+        )
+    return rows
+
+
+def feed_rows(store: Store, entries: dict[str, int]) -> list[tuple[str, str, str]]:
+    """Per feed file: name, entries (when known), last change."""
+    changes = store.output_changes()
+    names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
+    return [(n, str(entries[n]) if n in entries else "-", changes[n][:19].replace("T", " ")) for n in names]
+
+
+def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
+    """The operator's page: every source's last fetch and next run, every feed's size and last change."""
+    base = config.site.base_url
+    sources = E.TABLE(
+        E.THEAD(E.TR(*(E.TH(h) for h in ("Source", "Last fetch (UTC)", "Result", "Next run (UTC)", "Entries")))),
+        E.TBODY(
+            *(
+                E.TR(
+                    E.TD(name),
+                    E.TD(last),
+                    E.TD(result, title=error) if error else E.TD(result),
+                    E.TD(nxt),
+                    E.TD(count),
+                    **{"class": "failing" if error else "ok"},
+                )
+                for name, last, result, nxt, count, error in source_rows(config, store)
+            )
+        ),
+        id="sources",
+    )
+    feeds = E.TABLE(
+        E.THEAD(E.TR(*(E.TH(h) for h in ("Feed", "Entries", "Last change (UTC)")))),
+        E.TBODY(
+            *(
+                E.TR(E.TD(E.A(name, href=base + name)), E.TD(count), E.TD(changed))
+                for name, count, changed in feed_rows(store, entries)
+            )
+        ),
+        id="feeds",
+    )
+    page = E.HTML(
+        E.HEAD(
+            E.META(charset="utf-8"),
+            E.TITLE(f"Status · {config.site.title}"),
+            E.STYLE(
+                "body{font:15px/1.4 system-ui,sans-serif;margin:2rem}td,th{padding:.2rem .6rem;"
+                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}"
+            ),
+        ),
+        E.BODY(
+            E.H1(f"Status · {config.site.title}"),
+            E.P(E.A("Feeds", href=base + "index.html")),
+            E.H2("Sources"),
+            sources,
+            E.H2("Feeds"),
+            feeds,
+        ),
+        lang="en",
+    )
+    return html_document(page)
+
+
+def send_reload(config: Config) -> int:
+    """Ask a running daemon to reread its config (SIGHUP to the pid in the state directory)."""
+    pid_file = config.site.state / PID_FILE
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (FileNotFoundError, ValueError):
+        raise FeedsError(str(pid_file), "no running daemon recorded here (is `feeds run` running?)") from None
+    except ProcessLookupError:
+        raise FeedsError(str(pid_file), "the recorded daemon is not running; start it with `feeds run`") from None
+    return pid

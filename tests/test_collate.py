@@ -1,0 +1,140 @@
+"""Collation: merging a listing item with its page, category rules, order and cap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from feeds.collate import ALL, Merged, categorize, category_list, merge, order
+from feeds.config import parse
+from feeds.model import Entry
+
+DAY = datetime(2021, 10, 28, tzinfo=UTC)
+SEEN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def item(**kw: Any) -> Entry:
+    base: dict[str, Any] = {
+        "id": "tag:e.org,2026:s:x",
+        "title": "T",
+        "link": "",
+        "published": DAY,
+        "updated": DAY,
+        "source": "s",
+    }
+    base.update(kw)
+    return Entry(**base)
+
+
+def test_listing_item_and_page_become_one_entry() -> None:
+    listed = item(
+        id="tag:e.org,2026:news:k",
+        source="news",
+        summary="Short.",
+        labels=("Spotlight",),
+        match_key="sunghokim|2021-10-28",
+    )
+    page = item(
+        id="tag:e.org,2026:pages:k",
+        source="pages",
+        summary="Standfirst.",
+        content_html="<h3>Q?</h3><p>A.</p>",
+        labels=("Spotlight",),
+        match_key="sunghokim|2021-10-28",
+    )
+    other = item(id="tag:e.org,2026:news:other", source="news", match_key="other|2021-10-28")
+    merged = merge([(listed, SEEN), (page, SEEN + timedelta(days=1)), (other, SEEN)])
+    assert len(merged) == 2
+    one = next(m for m in merged if m.entry.match_key.startswith("sunghokim"))
+    assert one.entry.id == listed.id  # the id published first stays
+    assert one.entry.content_html == page.content_html  # the page supplies the content
+    assert one.sources == {"news", "pages"}
+
+
+def test_same_id_from_two_feeds_is_published_once() -> None:
+    merged = merge([(item(source="a"), SEEN), (item(source="b"), SEEN)])
+    assert len(merged) == 1 and merged[0].sources == {"a", "b"}
+
+
+def config(categories: str) -> Any:
+    import tomllib
+
+    raw = tomllib.loads(f"""
+[site]
+title = "T"
+base_url = "https://e.org/"
+{categories}
+[[sources]]
+name = "mapped"
+adapter = "listing"
+location = "a.txt"
+categories = {{ "News" = "news", "Publication" = "reports" }}
+[[sources]]
+name = "plain"
+adapter = "listing"
+location = "b.txt"
+""")
+    return parse(raw, Path("config.toml"))
+
+
+def test_category_rules() -> None:
+    cfg = config("""
+[[categories]]
+slug = "news"
+title = "News"
+[[categories]]
+slug = "labour"
+title = "Labour"
+keywords = ["child labour"]
+[[categories]]
+slug = "everything-plain"
+title = "Plain"
+sources = ["plain"]
+""")
+    entries = [
+        Merged(
+            entry=item(id="1", source="mapped", labels=("News",), title="Child labour in mines"),
+            sources=frozenset({"mapped"}),
+        ),
+        Merged(
+            entry=item(id="2", source="mapped", labels=("Publication",), summary="On child labourers"),
+            sources=frozenset({"mapped"}),
+        ),
+        Merged(
+            entry=item(id="3", source="plain", labels=("Spotlight Interviews with Co-operators",)),
+            sources=frozenset({"plain"}),
+        ),
+        Merged(entry=item(id="4", source="plain"), sources=frozenset({"plain"})),
+    ]
+    feeds = categorize(entries, cfg.categories, cfg.sources)
+    ids = {slug: [e.id for e in es] for slug, es in feeds.items()}
+    assert ids == {
+        "all": ["1", "2", "3", "4"],
+        "news": ["1"],
+        "labour": ["1"],  # "child labourers" is not the phrase "child labour"
+        "reports": ["2"],
+        "everything-plain": ["3", "4"],
+        "spotlight-interviews-with-co-operators": ["3"],
+    }
+    first = feeds["all"][0]
+    assert [c.slug for c in first.categories] == ["labour", "news"]
+    listed = category_list(feeds, cfg.categories)
+    assert [c.slug for c in listed] == [
+        "all",
+        "news",
+        "labour",
+        "everything-plain",
+        "reports",
+        "spotlight-interviews-with-co-operators",
+    ]
+    assert listed[0] == ALL
+    assert listed[-1].title == "Spotlight Interviews with Co-operators"
+
+
+def test_order_is_newest_first_and_capped() -> None:
+    a = item(id="a", published=DAY)
+    b = item(id="b", published=DAY + timedelta(days=1))
+    c = item(id="c", published=DAY)
+    assert [e.id for e in order([a, b, c], 10)] == ["b", "a", "c"]
+    assert [e.id for e in order([c, b, a], 2)] == ["b", "a"]
