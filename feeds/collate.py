@@ -95,8 +95,12 @@ def categorize(
     """
     rules = _Rules(
         categories=tuple(
-            (c, Category(slug=c.slug, title=c.title, description=c.description),
-             frozenset(t.casefold() for t in c.types), tuple(_word(k) for k in c.keywords))
+            (
+                c,
+                Category(slug=c.slug, title=c.title, description=c.description),
+                frozenset(t.casefold() for t in c.types),
+                tuple(_word(k) for k in c.keywords),
+            )
             for c in categories
         ),
         sources={s.name: s for s in sources},
@@ -109,8 +113,11 @@ def categorize(
         labels = {label.casefold() for label in entry.labels}
         text = f"{entry.title}\n{entry.summary}".casefold()
         for config, category, types, keywords in rules.categories:
-            if (labels & types or item.sources & set(config.sources)
-                    or any(pattern.search(text) for pattern in keywords)):
+            if (
+                labels & types
+                or item.sources & set(config.sources)
+                or any(pattern.search(text) for pattern in keywords)
+            ):
                 found[category.slug] = category
         for name in sorted(item.sources):
             source = rules.sources.get(name)

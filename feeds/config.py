@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -127,14 +128,21 @@ class _Reader:
     def problem(self, key: str, what: str) -> None:
         self.problems.append((key, what))
 
-    def get(self, table: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...],
-            default: Any = None, required: bool = False) -> Any:
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        where: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        required: bool = False,
+    ) -> Any:
         if key not in table:
             if required:
                 self.problem(f"{where}.{key}" if where else key, "is required")
             return default
         value = table[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             self.problem(f"{where}.{key}" if where else key, f"must be {_article(names)}, got {type(value).__name__}")
             return default
@@ -150,8 +158,7 @@ class _Reader:
     def unknown(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
         for key in table:
             if key not in known:
-                self.problem(f"{where}.{key}" if where else key,
-                             f"unknown key (known: {', '.join(sorted(known))})")
+                self.problem(f"{where}.{key}" if where else key, f"unknown key (known: {', '.join(sorted(known))})")
 
     def zone(self, name: str, key: str) -> ZoneInfo | None:
         try:
@@ -162,12 +169,28 @@ class _Reader:
 
 
 def _article(names: str) -> str:
-    return ("an " if names[0] in "aeiou" else "a ") + {"str": "string", "int": "integer", "dict": "table",
-                                                         "list": "list", "bool": "boolean"}.get(names, names)
+    return ("an " if names[0] in "aeiou" else "a ") + {
+        "str": "string",
+        "int": "integer",
+        "dict": "table",
+        "list": "list",
+        "bool": "boolean",
+    }.get(names, names)
 
 
-_SITE_KEYS = {"title", "base_url", "author", "language", "time_zone", "output", "state",
-              "entries_per_feed", "contact_url", "hubs", "id_authority"}
+_SITE_KEYS = {
+    "title",
+    "base_url",
+    "author",
+    "language",
+    "time_zone",
+    "output",
+    "state",
+    "entries_per_feed",
+    "contact_url",
+    "hubs",
+    "id_authority",
+}
 _CATEGORY_KEYS = {"slug", "title", "description", "types", "sources", "keywords"}
 _SOURCE_KEYS = {"name", "adapter", "location", "time_zone", "schedule", "categories", "options"}
 
@@ -245,14 +268,16 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
             r.problem(f"{where}.slug", '"all" is reserved for the feed of every entry')
         if slug and any(c.slug == slug for c in categories):
             r.problem(f"{where}.slug", f'"{slug}" is used by an earlier category')
-        categories.append(CategoryConfig(
-            slug=slug,
-            title=r.get(cat, "title", where, str, slug, required=True),
-            description=r.get(cat, "description", where, str, ""),
-            types=r.strings(cat, "types", where),
-            sources=r.strings(cat, "sources", where),
-            keywords=r.strings(cat, "keywords", where),
-        ))
+        categories.append(
+            CategoryConfig(
+                slug=slug,
+                title=r.get(cat, "title", where, str, slug, required=True),
+                description=r.get(cat, "description", where, str, ""),
+                types=r.strings(cat, "types", where),
+                sources=r.strings(cat, "sources", where),
+                keywords=r.strings(cat, "keywords", where),
+            )
+        )
 
     sources: list[SourceConfig] = []
     raw_sources = r.get(raw, "sources", "", list, [])
@@ -275,7 +300,9 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         location = r.get(src, "location", where, str, "", required=True)
         if location and not location.startswith(("http://", "https://")):
             if "://" in location:
-                r.problem(f"{where}.location", f'unsupported scheme in "{location}" (use a path, a glob or an http(s) URL)')
+                r.problem(
+                    f"{where}.location", f'unsupported scheme in "{location}" (use a path, a glob or an http(s) URL)'
+                )
             else:
                 location = str(base / location)
         src_zone = site.time_zone
@@ -290,16 +317,27 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         mapping = r.get(src, "categories", where, dict, {})
         for label, slug in mapping.items():
             if not isinstance(slug, str) or not SLUG.match(slug) or slug == "all":
-                r.problem(f"{where}.categories.{label}", f"must be a category slug (lowercase letters, digits, hyphens), got {slug!r}")
+                r.problem(
+                    f"{where}.categories.{label}",
+                    f"must be a category slug (lowercase letters, digits, hyphens), got {slug!r}",
+                )
         options = r.get(src, "options", where, dict, {})
         if adapter in ADAPTERS:
             for key, what in ADAPTERS[adapter].check_options(options):
                 r.problem(f"{where}.options.{key}", what)
-        sources.append(SourceConfig(
-            name=name, adapter=adapter, location=location, time_zone=src_zone, schedule=schedule,
-            categories=MappingProxyType(dict(mapping)), options=MappingProxyType(dict(options)), key=where,
-            id_prefix=f"tag:{authority}:{name}:",
-        ))
+        sources.append(
+            SourceConfig(
+                name=name,
+                adapter=adapter,
+                location=location,
+                time_zone=src_zone,
+                schedule=schedule,
+                categories=MappingProxyType(dict(mapping)),
+                options=MappingProxyType(dict(options)),
+                key=where,
+                id_prefix=f"tag:{authority}:{name}:",
+            )
+        )
 
     known_sources = {s.name for s in sources}
     for index, cat in enumerate(categories):

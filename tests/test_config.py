@@ -120,8 +120,10 @@ def test_cron_schedule() -> None:
 
 def test_cli_exits_2_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[site]\ntitle = "T"\nbase_url = "https://e.org/"\n'
-                    '[[sources]]\nname = "s"\nadapter = "lsting"\nlocation = "x.txt"\n')
+    path.write_text(
+        '[site]\ntitle = "T"\nbase_url = "https://e.org/"\n'
+        '[[sources]]\nname = "s"\nadapter = "lsting"\nlocation = "x.txt"\n'
+    )
     assert cli.main(["build", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert 'sources[0].adapter: unknown adapter "lsting" (known: ' in err
