@@ -1,0 +1,178 @@
+"""Property tests: whatever the page adapters are given, only SourceError escapes, and what comes out is XML-safe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import lxml.html
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from feeds.adapters import Adapter
+from feeds.adapters.common import clean_text
+from feeds.adapters.interview import Interview
+from feeds.adapters.listing import Listing
+from feeds.config import SourceConfig, parse_schedule
+from feeds.errors import SourceError
+from feeds.model import Document, Entry
+
+ADAPTERS: list[Adapter] = [Listing(), Interview()]
+SOURCES = [
+    SourceConfig(
+        name="s",
+        adapter="listing",
+        location="x",
+        time_zone=ZoneInfo(zone),
+        schedule=parse_schedule("every 1h"),
+        id_prefix="tag:feeds.example.org,2026:s:",
+    )
+    for zone in ("Europe/Zurich", "Pacific/Kiritimati", "Etc/GMT+12")
+]
+FAST = settings(max_examples=200, deadline=None)
+
+MEDIA_TYPES = st.sampled_from(["text/plain", "text/html", "application/octet-stream", "application/xhtml+xml"])
+CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "cp1252", "no-such-charset"])
+URLS = st.sampled_from(["file:///data/page.txt", "https://www.ilo.org/global/page.htm", "", "http://[::1"])
+
+# Pieces of real pages, so that generated documents reach deep into the parsers, not just their front door.
+DATES = st.sampled_from([
+    "10 January 2022", "09 November 2021", "4 février 2019", "1er mars 2020", "25 de agosto de 2020",
+    "31 February 2021", "10 Janvary 2022", "0 May 2020", "1 May 0001", "29.10.2021", "2022-01-10",
+    "2022-01-10T09:30:00+14:00", "9999-12-31T23:59:59-12:00", "1800-01-01", "2999-12-31", "lundi 4 février 2019",
+])  # fmt: skip
+TYPES = st.sampled_from(
+    ["News", "Publication", "Spotlight Interviews with Co-operators", "ILO COOP 100 Interview", "Article"]
+)
+WORDS = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+LINES = st.one_of(
+    DATES,
+    TYPES,
+    WORDS,
+    st.builds(lambda n, rest: f"  {n}. {rest}", st.integers(0, 12), st.one_of(TYPES, WORDS)),
+    st.builds(lambda t, d: f"{t} | {d}", TYPES, DATES),
+    st.builds(lambda w: f"  •  {w}", WORDS),
+    st.builds(lambda w: f"{w}?", WORDS),
+    st.builds(lambda w: f"Mr {w}, role", WORDS),
+    st.sampled_from(["", " ", "\x00", "\x0b", "\ufffe", "\r", "\u2028", "|", "<", "&", "]]>", "\ud7ff"]),
+)
+TAGS = st.sampled_from([
+    "<li>", "</li>", "<ol>", "</ol>", "<ul>", "<article>", "</article>", "<h1>", "</h1>", "<h2>", "<p>", "</p>",
+    '<span class="type">', "</span>", '<time datetime="2021-10-28">', '<time datetime="2021-02-31">', "</time>",
+    '<a href="news/1.htm">', '<a href="javascript:alert(1)">', '<a href="http://[::1">', "</a>", "<br>",
+    "<main>", "<script>", "</script>", "<!--", "-->", '<base href="https://www.ilo.org/x/">', "<html>",
+    '<p class="meta">', "<nav>", "</nav>", "<div>" * 30, "&amp;", "&#0;", "&#xFFFF;", "<?xml version='1.0'?>",
+])  # fmt: skip
+TEXT_DOCUMENTS = st.lists(LINES, max_size=25).map("\n".join)
+SOUP = st.lists(st.one_of(TAGS, LINES), max_size=40).map("".join)
+NOISE = st.lists(st.one_of(TAGS, LINES), max_size=3).map("".join)
+HREFS = st.sampled_from(["news/1.htm", "https://www.ilo.org/a", "#top", "mailto:x@example.org", "http://[::1", ""])
+HTML_ITEM = st.builds(
+    lambda kind, href, title, iso, date, summary, noise: (
+        f'<li><span class="type">{kind}</span><h2><a href="{href}">{title}</a></h2>'
+        f'<time datetime="{iso}">{date}</time><p>{summary}</p>{noise}</li>'
+    ),
+    TYPES, HREFS, WORDS, st.one_of(DATES, WORDS), DATES, WORDS, NOISE,
+)  # fmt: skip
+HTML_LISTING = st.lists(HTML_ITEM, max_size=6).map(lambda items: f"<html><body><h1>L</h1><ol>{''.join(items)}</ol>")
+HTML_BODY = st.one_of(
+    st.builds("<h3>{}?</h3>".format, WORDS),
+    st.builds("<p>{}</p>".format, WORDS),
+    st.lists(WORDS, max_size=3).map(lambda items: "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"),
+    NOISE,
+)
+HTML_PAGE = st.builds(
+    lambda series, stand, kind, date, body: (
+        f'<html><body><main><h1>{series}</h1><p>{stand}</p><p class="meta">{kind} | <time>{date}</time></p>'
+        f"{''.join(body)}</main></body></html>"
+    ),
+    st.one_of(TYPES, WORDS), LINES, TYPES, DATES, st.lists(HTML_BODY, max_size=8),
+)  # fmt: skip
+HTML_DOCUMENTS = st.one_of(SOUP, HTML_LISTING, HTML_PAGE)
+
+
+def run(adapter: Adapter, doc: Document, source: SourceConfig) -> list[Entry]:
+    """The entries a parse yields before any SourceError; anything else fails the test."""
+    entries: list[Entry] = []
+    iterator: Iterator[Entry] = adapter.parse(doc, source)
+    try:
+        for entry in iterator:
+            entries.append(entry)
+    except SourceError as exc:
+        assert exc.where.startswith("s")
+    return entries
+
+
+def assert_well_formed(entry: Entry) -> None:
+    """Build an XML element from every text the entry carries, serialize it and read it back."""
+    assert entry.id and entry.title
+    assert entry.published.utcoffset() is not None and entry.updated == entry.published
+    assert entry.title == clean_text(entry.title) and entry.summary == clean_text(entry.summary)
+    root = etree.Element("entry")
+    for name, value in (("id", entry.id), ("title", entry.title), ("link", entry.link), ("summary", entry.summary),
+                        ("key", entry.match_key)):  # fmt: skip
+        etree.SubElement(root, name).text = value
+    for label in entry.labels:
+        assert label == clean_text(label) and label
+        etree.SubElement(root, "label").text = label
+    for person in entry.contributors:
+        etree.SubElement(root, "contributor").text = person.name
+    content = etree.SubElement(root, "content")
+    if entry.content_html:
+        for part in lxml.html.fragments_fromstring(entry.content_html):
+            if isinstance(part, str):
+                content.text = (content.text or "") + part
+            else:
+                content.append(part)
+    again = etree.fromstring(etree.tostring(root, encoding="utf-8"))
+    assert again.findtext("title") == entry.title
+    assert again.findtext("summary") == entry.summary
+
+
+def check(doc: Document) -> None:
+    for adapter in ADAPTERS:
+        for source in SOURCES:
+            for entry in run(adapter, doc, source):
+                assert_well_formed(entry)
+
+
+@FAST
+@given(text=st.text(), media_type=MEDIA_TYPES)
+def test_arbitrary_text(text: str, media_type: str) -> None:
+    check(Document(content=text.encode("utf-8"), url="file:///x", media_type=media_type))
+
+
+@FAST
+@given(content=st.binary(max_size=600), media_type=MEDIA_TYPES, charset=CHARSETS, url=URLS)
+def test_arbitrary_bytes(content: bytes, media_type: str, charset: str | None, url: str) -> None:
+    check(Document(content=content, url=url, media_type=media_type, charset=charset))
+
+
+@FAST
+@given(text=TEXT_DOCUMENTS, url=URLS)
+def test_plausible_text_pages(text: str, url: str) -> None:
+    check(Document(content=text.encode("utf-8", "surrogatepass"), url=url, media_type="text/plain"))
+
+
+@FAST
+@given(text=HTML_DOCUMENTS, url=URLS, charset=CHARSETS)
+def test_plausible_html_pages(text: str, url: str, charset: str | None) -> None:
+    content = text.encode("utf-8", "surrogatepass")
+    check(Document(content=content, url=url, media_type="text/html", charset=charset))
+
+
+def test_generated_pages_do_reach_entries() -> None:
+    """The strategies are only worth something if documents like theirs produce entries."""
+    listing = (
+        "Heading\n  1. News\nA title & <more>\n4 février 2019\nSummary \x00 text\n  2. News | 10 January 2022\nT2\n"
+    )
+    html = (
+        '<ol><li><span class="type">News</span><a href="news/1.htm">T</a><time datetime="2021-10-28">x</time></li></ol>'
+    )
+    for text, media_type in ((listing, "text/plain"), (html, "text/html")):
+        doc = Document(content=text.encode(), url="https://www.ilo.org/global/page.htm", media_type=media_type)
+        entries = run(Listing(), doc, SOURCES[0])
+        assert entries
+        for entry in entries:
+            assert_well_formed(entry)
