@@ -91,7 +91,7 @@ def categorize(
     An entry joins a configured category when one of its type labels is among the category's
     `types`, one of its sources among its `sources`, or one of its `keywords` is a word of the title
     or summary. A source's `categories` map sends labels to slugs; a source without a map
-    publishes each label into a category derived from it.
+    publishes each label that no configured category takes into a category derived from it.
     """
     rules = _Rules(
         categories=tuple(
@@ -106,6 +106,7 @@ def categorize(
         sources={s.name: s for s in sources},
     )
     by_slug = {category.slug: category for _, category, _, _ in rules.categories}
+    claimed = frozenset().union(*(types for _, _, types, _ in rules.categories))
     out: dict[str, list[Entry]] = {ALL.slug: []}
     for item in merged:
         found: dict[str, Category] = {}
@@ -125,7 +126,12 @@ def categorize(
                 continue  # removed from config: its entries stay in `all` and in matching categories
             mapping = {label.casefold(): slug for label, slug in source.categories.items()}
             for label in entry.labels:
-                slug = mapping.get(label.casefold()) if mapping else slugify(label)
+                if mapping:
+                    slug = mapping.get(label.casefold(), "")
+                elif label.casefold() in claimed:
+                    continue  # a configured category already takes this label
+                else:
+                    slug = slugify(label)
                 if slug and slug not in found:
                     found[slug] = by_slug.get(slug) or Category(slug=slug, title=label)
         placed = replace(entry, categories=tuple(found[slug] for slug in sorted(found)))

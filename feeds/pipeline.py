@@ -142,11 +142,14 @@ def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[lis
     adapter = ADAPTERS[source.adapter]
     entries: list[Entry] = []
     errors: list[str] = []
+    docs = list(docs)
     for doc in docs:
         try:
             entries.extend(adapter.parse(doc, source))
         except SourceError as exc:
-            errors.append(str(exc))
+            # A glob reads several files: say which one the line numbers are in.
+            where = f"{exc.where} of {doc.url.rpartition('/')[2]}" if len(docs) > 1 else exc.where
+            errors.append(f"{where}: {exc.what}")
     return entries, errors
 
 
