@@ -26,10 +26,12 @@ class Adapter(Protocol):
 
 
 def _registry() -> dict[str, Adapter]:
+    from feeds.adapters.feed import ExistingFeed
+    from feeds.adapters.html import CssSelectors
     from feeds.adapters.interview import Interview
     from feeds.adapters.listing import Listing
 
-    return {"listing": Listing(), "interview": Interview()}
+    return {"listing": Listing(), "interview": Interview(), "html": CssSelectors(), "feed": ExistingFeed()}
 
 
 ADAPTERS: dict[str, Adapter] = _registry()
