@@ -1,0 +1,557 @@
+"""Feed files and entry pages: Atom and RSS through feedgen, JSON Feed and HTML pages by hand."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, NamedTuple, Protocol, cast
+
+import lxml.etree  # type: ignore[import-untyped, unused-ignore]
+import lxml.html  # type: ignore[import-untyped, unused-ignore]
+from feedgen.feed import FeedGenerator
+
+from feeds import __version__
+from feeds.errors import RenderError
+from feeds.model import Author, Category, Enclosure, Entry
+
+ATOM_TYPE = "application/atom+xml"
+RSS_TYPE = "application/rss+xml"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+GENERATOR = "feeds"
+
+_ATOM_NS = "http://www.w3.org/2005/Atom"
+_DC_NS = "http://purl.org/dc/elements/1.1/"
+_EXT = "feeds_ext"  # the attribute feedgen gives our extension on each generator and entry
+_UNTITLED = "(untitled)"
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+
+# Everything outside XML 1.0's Char production: lxml refuses the whole document over one of these.
+_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+# feedgen's formatRFC2822 sets the process-wide locale to "C" and back around every RSS date. Two
+# threads doing that at once can restore each other's "C" as the "old" locale, or format a date while
+# the other has put the original locale back (German day names in <pubDate>). Only RSS rendering
+# formats dates that way, so it alone holds this lock.
+_RSS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedMeta:
+    """What a feed says about itself."""
+
+    slug: str  # "news", "all"
+    title: str
+    description: str  # subtitle / RSS description; the title stands in when empty
+    base_url: str  # ends with "/"
+    author: str  # site author or organisation; "" allowed (the title stands in where Atom needs one)
+    language: str  # "en"; "" leaves it out
+    updated: datetime  # the newest entry's `updated`, never the build time
+    ttl_minutes: int | None = None
+    hubs: tuple[str, ...] = ()  # WebSub hubs
+    alternate_url: str = ""  # the HTML page; base_url + slug + ".html" when empty
+
+    def __post_init__(self) -> None:
+        if self.updated.tzinfo is None or self.updated.utcoffset() is None:
+            raise ValueError(f"feed {self.slug}: updated must be timezone-aware, got {self.updated!r}")
+        if not self.base_url.endswith("/"):
+            raise ValueError(f"feed {self.slug}: base_url must end with '/', got {self.base_url!r}")
+
+    def url(self, ext: str) -> str:
+        """The public URL of this feed in one format ("atom", "rss", "json"): its rel=self."""
+        return f"{self.base_url}{self.slug}.{ext}"
+
+    @property
+    def alternate(self) -> str:
+        """The feed's HTML page: its rel=alternate."""
+        return self.alternate_url or f"{self.base_url}{self.slug}.html"
+
+
+def clean(text: str) -> str:
+    """`text` without the characters XML 1.0 cannot carry (C0 controls, lone surrogates, U+FFFE/U+FFFF)."""
+    return _XML_ILLEGAL.sub("", text)
+
+
+# --- entries, cleaned once per render -------------------------------------------------------------
+
+
+class _Person(NamedTuple):
+    name: str
+    uri: str
+    email: str
+
+
+class _Attachment(NamedTuple):
+    url: str
+    type: str
+    length: int
+
+
+class _Item(NamedTuple):
+    entry: Entry
+    id: str
+    title: str
+    link: str
+    summary: str
+    content_html: str
+    published: datetime
+    updated: datetime
+    authors: tuple[_Person, ...]
+    contributors: tuple[_Person, ...]
+    categories: tuple[tuple[str, str], ...]  # (slug, title)
+    enclosures: tuple[_Attachment, ...]
+
+
+# The same few authors and categories recur on thousands of entries: clean each once.
+@lru_cache(maxsize=1024)
+def _person(author: Author) -> _Person | None:
+    name = clean(author.name).strip()
+    # Atom requires a name and RSS's dc:creator is nothing but one: a nameless author says nothing.
+    return _Person(name, clean(author.uri).strip(), clean(author.email).strip()) if name else None
+
+
+@lru_cache(maxsize=1024)
+def _category(category: Category) -> tuple[str, str] | None:
+    slug = clean(category.slug).strip()
+    return (slug, clean(category.title).strip() or slug) if slug else None
+
+
+def _people(people: tuple[Author, ...]) -> tuple[_Person, ...]:
+    return tuple(p for p in map(_person, people) if p is not None)
+
+
+def _attachments(enclosures: tuple[Enclosure, ...]) -> tuple[_Attachment, ...]:
+    out = []
+    for e in enclosures:
+        if url := clean(e.url).strip():
+            out.append(_Attachment(url, clean(e.type).strip() or "application/octet-stream", max(e.length, 0)))
+    return tuple(out)
+
+
+def _moment(value: datetime) -> datetime:
+    # An offset with seconds (a historic local mean time) has no RFC 3339 or RFC 822 spelling.
+    offset = value.utcoffset()
+    if offset is not None and (offset.seconds % 60 or offset.microseconds):
+        return value.astimezone(UTC)
+    return value
+
+
+def _item(entry: Entry) -> _Item:
+    return _Item(
+        entry,
+        clean(entry.id),
+        clean(entry.title).strip() or _UNTITLED,
+        clean(entry.link).strip(),
+        clean(entry.summary).strip(),
+        clean(entry.content_html).strip(),
+        _moment(entry.published),
+        _moment(entry.updated),
+        _people(entry.authors) if entry.authors else (),
+        _people(entry.contributors) if entry.contributors else (),
+        tuple(c for c in map(_category, entry.categories) if c is not None) if entry.categories else (),
+        _attachments(entry.enclosures) if entry.enclosures else (),
+    )
+
+
+# --- feedgen, typed at the boundary ---------------------------------------------------------------
+
+
+class _FgEntry(Protocol):
+    def id(self, id: str) -> object: ...
+    def guid(self, guid: str, permalink: bool) -> object: ...
+    def title(self, title: str) -> object: ...
+    def link(self, link: list[dict[str, str]]) -> object: ...
+    def updated(self, updated: datetime) -> object: ...
+    def published(self, published: datetime) -> object: ...
+    def author(self, author: list[dict[str, str]]) -> object: ...
+    def contributor(self, contributor: list[dict[str, str]]) -> object: ...
+    def category(self, category: list[dict[str, str]]) -> object: ...
+    def summary(self, summary: str) -> object: ...
+    def content(self, content: str, *, type: str) -> object: ...
+    def atom_entry(self) -> object: ...
+    def rss_entry(self) -> object: ...
+
+
+class _FgFeed(Protocol):
+    def id(self, id: str) -> object: ...
+    def title(self, title: str) -> object: ...
+    def subtitle(self, subtitle: str) -> object: ...
+    def description(self, description: str) -> object: ...
+    def link(self, link: list[dict[str, str]]) -> object: ...
+    def updated(self, updated: datetime) -> object: ...
+    def author(self, author: list[dict[str, str]]) -> object: ...
+    def language(self, language: str) -> object: ...
+    def generator(self, generator: str, *, version: str | None = None) -> object: ...
+    def ttl(self, ttl: int) -> object: ...
+    def add_entry(self, *, order: str) -> _FgEntry: ...
+    def register_extension(
+        self, namespace: str, feed_class: type[object], entry_class: type[object], *, atom: bool, rss: bool
+    ) -> object: ...
+    def atom_str(self, *, pretty: bool) -> bytes: ...
+    def rss_str(self, *, pretty: bool) -> bytes: ...
+
+
+class _FeedExt:
+    """Feed-level additions feedgen cannot make: WebSub hubs in RSS (it keeps only the self link)."""
+
+    __slots__ = ("hubs", "namespaces")
+
+    def __init__(self) -> None:
+        self.hubs: tuple[str, ...] = ()
+        self.namespaces: dict[str, str] = {}
+
+    def extend_ns(self) -> dict[str, str]:
+        return self.namespaces
+
+    def extend_atom(self, feed: Any) -> Any:
+        return feed
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss[0]
+        for hub in self.hubs:
+            channel.append(channel.makeelement(f"{{{_ATOM_NS}}}link", {"href": hub, "rel": "hub"}))
+        return rss
+
+
+class _EntryExt:
+    """Entry-level additions and repairs: feedgen's entry links lose rel/type/length (upstream #135)."""
+
+    __slots__ = ("contributors", "creators", "enclosures")
+
+    def __init__(self) -> None:
+        self.enclosures: tuple[_Attachment, ...] = ()
+        self.creators: tuple[str, ...] = ()
+        self.contributors: tuple[str, ...] = ()
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, entry: Any) -> Any:
+        # feedgen wrote the alternate link as a bare href; the enclosures go right after it.
+        alternate = entry.find("link")
+        if alternate is None:
+            return entry
+        alternate.set("rel", "alternate")
+        at = entry.index(alternate)
+        for n, enc in enumerate(self.enclosures, start=1):
+            attrib = {"href": enc.url, "rel": "enclosure", "type": enc.type}
+            if enc.length:
+                attrib["length"] = str(enc.length)
+            entry.insert(at + n, entry.makeelement("link", attrib))
+        return entry
+
+    def extend_rss(self, item: Any) -> Any:
+        # RSS allows one enclosure: the first, with length "0" when unknown (RSS Best Practices).
+        if self.enclosures:
+            enc = self.enclosures[0]
+            attrib = {"url": enc.url, "length": str(enc.length), "type": enc.type}
+            item.append(item.makeelement("enclosure", attrib))
+        for tag, names in (("creator", self.creators), ("contributor", self.contributors)):
+            for name in names:
+                node = item.makeelement(f"{{{_DC_NS}}}{tag}", {})
+                node.text = name
+                item.append(node)
+        return item
+
+
+def _generator(*, atom: bool) -> _FgFeed:
+    gen: _FgFeed = FeedGenerator()
+    gen.register_extension(_EXT, _FeedExt, _EntryExt, atom=atom, rss=not atom)
+    return gen
+
+
+def _feed_ext(gen: _FgFeed) -> _FeedExt:
+    ext: _FeedExt = getattr(gen, _EXT)
+    return ext
+
+
+def _entry_ext(fe: _FgEntry) -> _EntryExt:
+    ext: _EntryExt = getattr(fe, _EXT)
+    return ext
+
+
+def _person_dicts(people: tuple[_Person, ...]) -> list[dict[str, str]]:
+    out = []
+    for p in people:
+        d = {"name": p.name}
+        if p.uri:
+            d["uri"] = p.uri
+        if p.email:
+            d["email"] = p.email
+        out.append(d)
+    return out
+
+
+def _add_entries(
+    gen: _FgFeed, items: Sequence[_Item], where: str, fill: Callable[[_FgEntry, _Item], None]
+) -> list[tuple[_Item, _FgEntry]]:
+    added = []
+    for item in items:
+        fe = gen.add_entry(order="append")  # the caller sorted them; feedgen would prepend
+        try:
+            fill(fe, item)
+        except (ValueError, TypeError) as exc:
+            raise RenderError(where, f"entry {item.entry.id}: {exc}") from exc
+        added.append((item, fe))
+    return added
+
+
+def _serialize(
+    where: str, added: list[tuple[_Item, _FgEntry]], whole: Callable[[], bytes], one: Callable[[_FgEntry], object]
+) -> bytes:
+    try:
+        return whole()
+    except (ValueError, TypeError, UnicodeError) as exc:
+        # feedgen builds the XML only now, for all entries at once: find the entry that broke it.
+        for item, fe in added:
+            try:
+                one(fe)
+            except (ValueError, TypeError, UnicodeError) as one_exc:
+                raise RenderError(where, f"entry {item.entry.id}: {one_exc}") from one_exc
+        raise RenderError(where, str(exc)) from exc
+
+
+# --- Atom -----------------------------------------------------------------------------------------
+
+
+def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    """An Atom 1.0 document of `entries`, in the given order."""
+    where = f"{meta.slug}.atom"
+    gen = _generator(atom=True)
+    title = clean(meta.title).strip() or meta.slug
+    self_url = clean(meta.url("atom"))
+    gen.id(self_url)
+    gen.title(title)
+    gen.subtitle(clean(meta.description).strip() or title)
+    gen.updated(_moment(meta.updated))
+    # RFC 4287 wants a feed author unless every entry has one; the feed's title stands in.
+    gen.author([{"name": clean(meta.author).strip() or title}])
+    gen.link(
+        [
+            {"href": self_url, "rel": "self", "type": ATOM_TYPE},
+            *({"href": clean(hub), "rel": "hub"} for hub in meta.hubs),
+            {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
+        ]
+    )
+    if language := clean(meta.language).strip():
+        gen.language(language)
+    gen.generator(GENERATOR, version=__version__)
+
+    def fill(fe: _FgEntry, item: _Item) -> None:
+        if not item.link:
+            raise ValueError("no link (every entry needs an absolute URL)")
+        fe.id(item.id)
+        fe.title(item.title)
+        fe.updated(item.updated)
+        fe.published(item.published)
+        fe.link([{"href": item.link}])
+        if item.authors:
+            fe.author(_person_dicts(item.authors))
+        if item.contributors:
+            fe.contributor(_person_dicts(item.contributors))
+        if item.summary:
+            fe.summary(item.summary)
+        if item.content_html:
+            fe.content(item.content_html, type="html")
+        if item.categories:
+            fe.category([{"term": slug, "label": label, "scheme": meta.base_url} for slug, label in item.categories])
+        if item.enclosures:
+            _entry_ext(fe).enclosures = item.enclosures
+
+    added = _add_entries(gen, [_item(e) for e in entries], where, fill)
+    return _serialize(where, added, lambda: gen.atom_str(pretty=True), lambda fe: fe.atom_entry())
+
+
+# --- RSS ------------------------------------------------------------------------------------------
+
+
+def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
+    where = f"{meta.slug}.rss"
+    gen = _generator(atom=False)
+    title = clean(meta.title).strip() or meta.slug
+    gen.title(title)
+    gen.description(clean(meta.description).strip() or title)
+    # The channel <link> is the last link added, so self goes first and the HTML page last.
+    gen.link(
+        [
+            {"href": clean(meta.url("rss")), "rel": "self", "type": RSS_TYPE},
+            {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
+        ]
+    )
+    ext = _feed_ext(gen)
+    ext.hubs = tuple(clean(hub) for hub in meta.hubs)
+    ext.namespaces = {"dc": _DC_NS}
+    gen.updated(_moment(meta.updated))  # lastBuildDate, which feedgen would otherwise set to now
+    if language := clean(meta.language).strip():
+        gen.language(language)
+    gen.generator(f"{GENERATOR} {__version__}")
+    if meta.ttl_minutes is not None:
+        gen.ttl(meta.ttl_minutes)
+
+    def fill(fe: _FgEntry, item: _Item) -> None:
+        if not item.link:
+            raise ValueError("no link (every entry needs an absolute URL)")
+        fe.guid(item.id, permalink=item.id == item.link)
+        fe.title(item.title)
+        fe.link([{"href": item.link}])
+        fe.published(item.published)
+        if item.summary:
+            # <description> is HTML to every reader; the summary is plain text.
+            fe.summary(html.escape(item.summary, quote=False))
+        if item.content_html:
+            fe.content(item.content_html, type="html")
+        if item.categories:
+            fe.category([{"term": slug, "label": label, "scheme": meta.base_url} for slug, label in item.categories])
+        if item.enclosures or item.authors or item.contributors:
+            ext = _entry_ext(fe)
+            ext.enclosures = item.enclosures
+            # dc:creator, not <author>: RSS's author must be an e-mail address and name-only ones vanish.
+            ext.creators = tuple(p.name for p in item.authors)
+            ext.contributors = tuple(p.name for p in item.contributors)
+
+    added = _add_entries(gen, [_item(e) for e in entries], where, fill)
+    with _RSS_LOCK:
+        return _serialize(where, added, lambda: gen.rss_str(pretty=True), lambda fe: fe.rss_entry())
+
+
+# --- JSON Feed ------------------------------------------------------------------------------------
+
+
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+def _json_people(people: tuple[_Person, ...]) -> list[dict[str, str]]:
+    out = []
+    for p in people:
+        d = {"name": p.name}
+        # JSON Feed authors have no e-mail field; the spec allows a mailto: URL instead.
+        if url := p.uri or (f"mailto:{p.email}" if p.email else ""):
+            d["url"] = url
+        out.append(d)
+    return out
+
+
+def _json_item(item: _Item) -> dict[str, object]:
+    out: dict[str, object] = {"id": item.id}
+    if item.link:
+        out["url"] = item.link
+    out["title"] = item.title
+    if item.summary:
+        out["summary"] = item.summary
+    if item.content_html:
+        out["content_html"] = item.content_html
+    else:
+        # The spec requires one of the two; an item with no summary still says what it is.
+        out["content_text"] = item.summary or item.title
+    out["date_published"] = item.published.isoformat()
+    out["date_modified"] = item.updated.isoformat()
+    if item.authors:
+        out["authors"] = _json_people(item.authors)
+    if item.categories:
+        out["tags"] = [label for _, label in item.categories]
+    if item.enclosures:
+        out["attachments"] = [
+            {"url": e.url, "mime_type": e.type, **({"size_in_bytes": e.length} if e.length else {})}
+            for e in item.enclosures
+        ]
+    if item.contributors:
+        out["_feeds"] = {"contributors": _json_people(item.contributors)}
+    return out
+
+
+def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+    """A JSON Feed 1.1 document of `entries`, in the given order."""
+    title = clean(meta.title).strip() or meta.slug
+    feed: dict[str, object] = {
+        "version": JSON_FEED_VERSION,
+        "title": title,
+        "home_page_url": clean(meta.alternate),
+        "feed_url": clean(meta.url("json")),
+        "description": clean(meta.description).strip() or title,
+    }
+    if author := clean(meta.author).strip():
+        feed["authors"] = [{"name": author}]
+    if language := clean(meta.language).strip():
+        feed["language"] = language
+    if meta.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": clean(hub)} for hub in meta.hubs]
+    # One member, and one item, a line: json's indent= switches to its pure-Python encoder, which
+    # took longer than everything else in the JSON Feed. Key order is fixed above, so bytes are too.
+    lines = [f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()]
+    items = ",\n".join(f"    {_compact(_json_item(_item(e)))}" for e in entries)
+    lines.append(f'  "items": [\n{items}\n  ]' if items else '  "items": []')
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
+
+
+# --- entry pages ----------------------------------------------------------------------------------
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _day(moment: datetime) -> str:
+    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
+
+
+def _names(people: tuple[_Person, ...], css: str) -> str:
+    links = []
+    for p in people:
+        name = _esc(p.name)
+        if not p.uri:
+            links.append(f"<span>{name}</span>")
+        else:
+            rel = ' rel="author"' if css == "authors" else ""
+            links.append(f'<a href="{_esc(p.uri)}"{rel}>{name}</a>')
+    return f'<p class="{css}">{", ".join(links)}</p>\n'
+
+
+def _markup(fragment: str) -> str:
+    """The sanitized fragment parsed and written out again, so a stray closing tag cannot end the page early."""
+    try:
+        parts = cast(list[Any], lxml.html.fragments_fromstring(fragment))  # a list, whatever the stubs say
+    except (lxml.etree.ParserError, AssertionError, ValueError):
+        # lxml gives up on whole-document markup (a lone "<html>" or doctype); show it as text instead.
+        return _esc(fragment)
+    return "".join(_esc(p) if isinstance(p, str) else lxml.html.tostring(p, encoding="unicode") for p in parts)
+
+
+def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
+    """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
+    # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
+    # for a site of listing items (one page each) cost more than rendering all its feeds.
+    item = _item(entry)
+    site = _esc(clean(site_title).strip())
+    lang = _esc(clean(language).strip())
+    title = _esc(item.title)
+    out = [
+        "<!DOCTYPE html>\n",
+        f'<html lang="{lang}">\n' if lang else "<html>\n",
+        '<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        f"<title>{title} — {site}</title>\n" if site else f"<title>{title}</title>\n",
+    ]
+    if item.link:
+        out.append(f'<link rel="canonical" href="{_esc(item.link)}">\n')
+    out.append("</head>\n<body>\n")
+    if site:
+        out.append(f"<header><p>{site}</p></header>\n")
+    out.append(f"<article>\n<h1>{title}</h1>\n")
+    out.append(f'<p><time datetime="{item.published.isoformat()}">{_day(item.published)}</time></p>\n')
+    if item.authors:
+        out.append(_names(item.authors, "authors"))
+    if item.contributors:
+        out.append(_names(item.contributors, "contributors"))
+    if item.summary:
+        out.append(f'<p class="summary">{_esc(item.summary)}</p>\n')
+    if item.content_html:
+        out.append(f'<div class="content">{_markup(item.content_html)}</div>\n')
+    out.append("</article>\n</body>\n</html>\n")
+    return "".join(out).encode("utf-8")
