@@ -14,7 +14,7 @@ from feeds import __version__, collate, publish, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
-from feeds.fetch import Fetcher, Validators, user_agent
+from feeds.fetch import Fetcher, SourceGone, Validators, fetch_file, user_agent
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -86,27 +86,15 @@ def open_store(config: Config) -> Store:
 def load_local(source: SourceConfig) -> list[Document]:
     """The documents a path or glob names, in a stable order; an error when it names none."""
     pattern = source.location
-    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [Path(pattern)]
-    docs = []
-    for path in paths:
-        if path.is_dir():
-            continue
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError:
-            raise SourceError(source.name, f"{path}: no such file (check {source.key}.location)") from None
-        except OSError as exc:
-            raise SourceError(source.name, f"{path}: cannot read: {exc.strerror}") from exc
-        docs.append(
-            Document(
-                content=content,
-                url=path.resolve().as_uri(),
-                media_type=_MEDIA_TYPES.get(path.suffix.lower(), "text/plain"),
-            )
-        )
-    if not docs:
-        raise SourceError(source.name, f'"{pattern}" matches no file (check {source.key}.location)')
-    return docs
+    if glob.has_magic(pattern):
+        paths = sorted(p for p in glob.glob(pattern, recursive=True) if not Path(p).is_dir())
+        if not paths:
+            raise SourceError(source.name, f'"{pattern}" matches no file (check {source.key}.location)')
+    else:
+        paths = [pattern]
+        if not Path(pattern).exists():
+            raise SourceError(source.name, f"{pattern}: no such file (check {source.key}.location)")
+    return [fetch_file(source.name, path) for path in paths]
 
 
 Loader = Callable[[SourceConfig, SourceState], tuple[list[Document] | None, SourceState]]
@@ -133,10 +121,6 @@ def fetch_documents(
     return (None if result.document is None else [result.document]), state
 
 
-def _load(source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
-    return fetch_documents(source, state)
-
-
 def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str]]:
     """Every entry the adapter can read, and the errors for what it could not."""
     adapter = ADAPTERS[source.adapter]
@@ -160,14 +144,21 @@ def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
     return digest.hexdigest()
 
 
-def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader = _load) -> SourceReport:
+def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> SourceReport:
     """Fetch and parse one source into the store; a failure is recorded, never raised."""
     state = replace(store.source(source.name), last_attempt=now.isoformat())
+    if state.gone and source.is_url:
+        error = (
+            f"{source.name}: gone (the server answered 410 Gone); its entries stay published: remove it from the config"
+        )
+        return SourceReport(name=source.name, error=error, entries=state.entries)
     try:
         docs, state = load(source, state)
     except SourceError as exc:
         log.warning("source %s failed: %s", source.name, exc)
-        store.put_source(replace(state, last_error=str(exc), failures=state.failures + 1))
+        store.put_source(
+            replace(state, last_error=str(exc), failures=state.failures + 1, gone=isinstance(exc, SourceGone))
+        )
         return SourceReport(name=source.name, error=str(exc), entries=state.entries)
     if docs is None:  # not modified
         store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
@@ -340,14 +331,14 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
 
 
-def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader = _load) -> BuildReport:
+def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader | None = None) -> BuildReport:
     """Refresh the sources (all, or those named) and publish every feed whose content changed."""
     report = BuildReport()
-    with open_store(config) as store:
+    with open_store(config) as store, _fetcher(config) as fetcher:
         for source in config.sources:
             if only and source.name not in only:
                 continue
-            report.sources.append(refresh(store, source, now, load))
+            report.sources.append(refresh(store, source, now, load or _loader(fetcher)))
         settings = _fingerprint(__version__, config.site, config.categories, config.sources)
         quiet = all(s.unchanged for s in report.sources)
         if quiet and store.fingerprints().get(_SETTINGS) == settings and (config.site.output / "index.html").exists():
@@ -357,15 +348,25 @@ def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Load
     return report
 
 
-def check(config: Config, load: Loader = _load) -> list[SourceReport]:
+def _fetcher(config: Config) -> Fetcher:
+    return Fetcher(user_agent=user_agent(__version__, config.site.contact_url))
+
+
+def _loader(fetcher: Fetcher) -> Loader:
+    """One client for every source of a pass, so per-host limits and connections are shared."""
+    return lambda source, state: fetch_documents(source, state, fetcher)
+
+
+def check(config: Config) -> list[SourceReport]:
     """Fetch and parse every source without touching the store or output/."""
-    reports = []
-    for source in config.sources:
-        try:
-            docs, _ = load(source, SourceState(name=source.name))
-        except SourceError as exc:
-            reports.append(SourceReport(name=source.name, error=str(exc)))
-            continue
-        entries, errors = parse_documents(source, docs or [])
-        reports.append(SourceReport(name=source.name, entries=len(entries), error="\n".join(errors)))
-    return reports
+    with _fetcher(config) as fetcher:
+        return [_check_one(source, fetcher) for source in config.sources]
+
+
+def _check_one(source: SourceConfig, fetcher: Fetcher) -> SourceReport:
+    try:
+        docs, _ = fetch_documents(source, SourceState(name=source.name), fetcher)
+    except SourceError as exc:
+        return SourceReport(name=source.name, error=str(exc))
+    entries, errors = parse_documents(source, docs or [])
+    return SourceReport(name=source.name, entries=len(entries), error="\n".join(errors))

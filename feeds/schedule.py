@@ -22,11 +22,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from feeds import __version__, pipeline
-from feeds.publish import html_document
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError, SourceError
 from feeds.fetch import Fetcher, user_agent
 from feeds.model import Document
+from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.store import SourceState, Store
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import DATA, NOW
 from lxml import etree, html
 
 from feeds import cli, pipeline
 from feeds.config import Config
-
-from conftest import DATA, NOW
 
 LISTING = """Cooperative news
 
@@ -134,7 +133,9 @@ def test_every_file_reads_back(config: Config) -> None:
     assert [e.title for e in everything.entries] == EXPECTED_ALL
     # The listing item and the interview page are one entry: the page's content, the listing's id.
     kim = everything.entries[2]
-    assert kim.id == "tag:feeds.example.org,2026:africa:2021-10-28/sung-ho-kim-international-cooperation-department-kfcc"
+    assert (
+        kim.id == "tag:feeds.example.org,2026:africa:2021-10-28/sung-ho-kim-international-cooperation-department-kfcc"
+    )
     assert "<h3>What does your department do?</h3>" in kim.content[0].value
     assert "<li>More training</li>" in kim.content[0].value
     assert kim.published == "2021-10-28T00:00:00+02:00"
