@@ -159,3 +159,49 @@ def category_list(feeds: Mapping[str, Sequence[Entry]], configured: Sequence[Cat
                 if category.slug not in slugs:
                     derived.setdefault(category.slug, category)
     return [ALL, *known, *(derived[slug] for slug in sorted(derived))]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Paged:
+    """A category split per RFC 5005: the current document and its archive pages, oldest page first."""
+
+    current: list[Entry]  # newest first, corrections to archived entries included
+    pages: list[list[Entry]]  # each newest first; every page but the last is full and final
+    to_freeze: list[list[str]]  # ids of the pages that become final in this pass
+
+
+def paginate(
+    entries: Iterable[Entry],
+    first_seen: Mapping[str, datetime],
+    frozen: Sequence[tuple[Sequence[str], datetime]],
+    size: int,
+) -> Paged:
+    """Keep the newest `size` arrivals current and page the older ones into archives of `size`.
+
+    Entries are paged in the order they arrived (first seen, then published, then id), so a new
+    entry never shifts an older page; pages frozen in earlier passes keep exactly their entries.
+    A page becomes final only once a newer page exists, so every link a final page holds
+    (current, prev-archive, next-archive) already resolves. An archived entry edited after its
+    page froze shows up in the current document too, as RFC 5005 lets the newer document win.
+    """
+    by_id = {e.id: e for e in entries}
+    archived = {i for ids, _ in frozen for i in ids}
+    rest = sorted(
+        (e for i, e in by_id.items() if i not in archived),
+        key=lambda e: (first_seen.get(e.id, e.published), e.published, e.id),
+    )
+    overflow, current = (rest[:-size], rest[-size:]) if len(rest) > size else ([], rest)
+    to_freeze: list[list[str]] = []
+    while len(overflow) > size:
+        to_freeze.append([e.id for e in overflow[:size]])
+        overflow = overflow[size:]
+    pages = [[by_id[i] for i in ids if i in by_id] for ids, _ in frozen]
+    pages += [[by_id[i] for i in ids] for ids in to_freeze]
+    if overflow:
+        pages.append(overflow)
+    corrections = [by_id[i] for ids, at in frozen for i in ids if i in by_id and by_id[i].updated > at]
+    return Paged(
+        current=order([*current, *corrections], len(by_id)),
+        pages=[order(page, size) for page in pages],
+        to_freeze=to_freeze,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -207,7 +207,6 @@ def _fingerprint(*parts: object) -> str:
 def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]:
     """Render every feed from the store and write the files whose content changed."""
     site = config.site
-    out = site.output
     merged = collate.merge(store.items())
     stamps = store.stamp([m.entry for m in merged], now)
     fresh: dict[str, Stamp] = {}
@@ -218,76 +217,134 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             entry = replace(entry, link=site.base_url + entry_page_path(entry))
         fresh[entry.id] = stamp
         stamped.append(collate.Merged(entry=entry, sources=item.sources))
+    first_seen = {i: s.first_seen for i, s in fresh.items()}
 
     by_slug = collate.categorize(stamped, config.categories, config.sources)
     categories = collate.category_list(by_slug, config.categories)
-    cap = site.entries_per_feed
     ttl = max(1, poll_seconds(config) // 60)
     known = store.fingerprints()
-    changed: dict[str, str] = {}
+    fingerprints: dict[str, str] = {}
     reports: list[FileReport] = []
     links: list[publish.FeedLink] = []
 
-    for category in categories:
-        entries = collate.order(by_slug.get(category.slug, ()), cap)
-        meta = _meta(config, category, entries, ttl)
-        links.append(
-            publish.FeedLink(
+    def due(name: str, fingerprint: str) -> bool:
+        """Whether a file must be rendered: its inputs changed, or it is missing."""
+        fingerprints[name] = fingerprint
+        return known.get(name) != fingerprint or not (site.output / name).exists()
+
+    def writes() -> Iterator[tuple[publish.Write, FileReport]]:
+        for category in categories:
+            paged = collate.paginate(
+                by_slug.get(category.slug, ()), first_seen, store.archive_pages(category.slug), site.entries_per_feed
+            )
+            for ids in paged.to_freeze:
+                store.freeze_archive_page(category.slug, len(store.archive_pages(category.slug)) + 1, ids, now)
+            entries = paged.current
+            link = publish.FeedLink(
                 slug=category.slug, title=category.title, description=category.description, entries=len(entries)
             )
-        )
-        fingerprint = _fingerprint(render.__name__, __version__, meta, entries)
-        new = sum(1 for e in entries if fresh[e.id].new)
-        updated = sum(1 for e in entries if fresh[e.id].changed)
-        for ext, renderer in (("atom", render.render_atom), ("rss", render.render_rss), ("json", render.render_json)):
-            name = f"{category.slug}.{ext}"
-            written = False
-            if known.get(name) != fingerprint or not (out / name).exists():
-                written = publish.write_feed_file(out / name, renderer(meta, entries))
-                changed[name] = fingerprint
-            reports.append(FileReport(path=name, entries=len(entries), new=new, updated=updated, written=written))
-        page = f"{category.slug}.html"
-        page_bytes = publish.category_html(
-            site_title=site.title,
-            base_url=site.base_url,
-            language=site.language,
-            feed=links[-1],
-            entries=[_page_entry(e) for e in entries],
-        )
-        if publish.write_feed_file(out / page, page_bytes):
-            changed[page] = fingerprint
-            reports.append(FileReport(path=page, entries=len(entries), written=True))
+            links.append(link)
+            history = (("prev-archive", f"archive/{category.slug}/{len(paged.pages)}"),) if paged.pages else ()
+            meta = _meta(config, category, entries, ttl, history=history)
+            fingerprint = _fingerprint(__version__, meta, entries)
+            new = sum(1 for e in entries if fresh[e.id].new)
+            updated = sum(1 for e in entries if fresh[e.id].changed)
+            for ext, renderer in _RENDERERS:
+                name = f"{category.slug}.{ext}"
+                report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
+                if due(name, fingerprint):
+                    yield publish.Write(name, renderer(meta, entries)), report
+                else:
+                    reports.append(report)
+            page = f"{category.slug}.html"
+            if due(page, fingerprint):
+                yield (
+                    publish.Write(
+                        page,
+                        publish.category_html(
+                            site_title=site.title,
+                            base_url=site.base_url,
+                            language=site.language,
+                            feed=link,
+                            entries=[_page_entry(e) for e in entries],
+                        ),
+                    ),
+                    FileReport(path=page, entries=len(entries)),
+                )
+            yield from _archive_writes(config, category, paged, ttl, due)
 
-    for item in stamped:
-        entry = item.entry
-        if not entry.link.startswith(site.base_url + "entries/"):
-            continue
-        name = entry.link[len(site.base_url) :]
-        fingerprint = _fingerprint(__version__, site.title, site.language, entry)
-        if known.get(name) != fingerprint or not (out / name).exists():
-            data = render.render_entry_page(entry, site_title=site.title, language=site.language)
-            if publish.write_feed_file(out / name, data):
-                reports.append(FileReport(path=name, entries=1, written=True))
-            changed[name] = fingerprint
+        for item in stamped:
+            entry = item.entry
+            if entry.link.startswith(site.base_url + "entries/"):
+                name = entry.link[len(site.base_url) :]
+                if due(name, _fingerprint(__version__, site.title, site.language, entry)):
+                    page_bytes = render.render_entry_page(entry, site_title=site.title, language=site.language)
+                    yield publish.Write(name, page_bytes, gzip=False), FileReport(path=name, entries=1)
 
-    for name, data in (
-        (
-            "index.html",
-            publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links),
-        ),
-        ("feeds.opml", publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)),
-    ):
-        if publish.write_feed_file(out / name, data):
-            changed[name] = _fingerprint(data)
-            reports.append(FileReport(path=name, written=True))
-    store.put_fingerprints(changed, now)
+        index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
+        yield publish.Write("index.html", index), FileReport(path="index.html")
+        opml = publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)
+        yield publish.Write("feeds.opml", opml), FileReport(path="feeds.opml")
+
+    pending: dict[str, FileReport] = {}
+
+    def tracked() -> Iterator[publish.Write]:
+        for write, report in writes():
+            pending[write.name] = report
+            yield write
+
+    written = publish.write_files(site.output, tracked())
+    for name, report in pending.items():
+        reports.append(replace(report, written=name in written))
+    store.put_fingerprints({n: f for n, f in fingerprints.items() if known.get(n) != f}, now)
     return reports
 
 
-def _meta(config: Config, category: Category, entries: Sequence[Entry], ttl: int) -> render.FeedMeta:
+_RENDERERS = (("atom", render.render_atom), ("rss", render.render_rss), ("json", render.render_json))
+
+
+def _archive_writes(
+    config: Config,
+    category: Category,
+    paged: collate.Paged,
+    ttl: int,
+    due: Callable[[str, str], bool],
+) -> Iterator[tuple[publish.Write, FileReport]]:
+    """The archive documents of one category: archive/<slug>/<n>.atom and .rss, linked both ways."""
+    last = len(paged.pages)
+    for number, entries in enumerate(paged.pages, start=1):
+        stem = f"archive/{category.slug}/{number}"
+        history = [("current", category.slug)]
+        if number > 1:
+            history.append(("prev-archive", f"archive/{category.slug}/{number - 1}"))
+        if number < last:
+            history.append(("next-archive", f"archive/{category.slug}/{number + 1}"))
+        meta = _meta(config, category, entries, ttl, history=tuple(history), path=stem, archive=True)
+        final = number < last
+        # A final page is written once and never again: same bytes forever, whatever changes later.
+        fingerprint = "final" if final else _fingerprint(__version__, meta, entries)
+        for ext, renderer in _RENDERERS[:2]:
+            name = f"{stem}.{ext}"
+            if due(name, fingerprint):
+                yield publish.Write(name, renderer(meta, entries)), FileReport(path=name, entries=len(entries))
+
+
+def _meta(
+    config: Config,
+    category: Category,
+    entries: Sequence[Entry],
+    ttl: int,
+    *,
+    history: tuple[tuple[str, str], ...] = (),
+    path: str = "",
+    archive: bool = False,
+) -> render.FeedMeta:
     site = config.site
     title = site.title if category.slug == collate.ALL.slug else f"{site.title} — {category.title}"
     return render.FeedMeta(
+        path=path,
+        history=history,
+        archive=archive,
         slug=category.slug,
         title=title,
         description=category.description or title,

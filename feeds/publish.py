@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,57 +24,92 @@ FORMATS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Replace `path` with `data` unless it already holds exactly those bytes; True when written.
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One file to bring up to date: its path under the output directory and its bytes."""
 
-    Readers see the old file or the new one, never a mix: the bytes go to a hidden temporary
-    file in the same directory, are flushed to disk, then renamed over the target.
+    name: str
+    data: bytes
+    gzip: bool = True  # keep a precompressed .gz beside it for the server
+
+
+def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
+    """Replace every file whose bytes differ; return the names written.
+
+    Readers see each file old or new, never a mix, and a failure (a full disk) leaves every
+    previous file in place: all new bytes go to hidden temporary files first, are flushed to disk
+    with one sync, and only then renamed over their targets, each .gz before its file.
     """
+    staged: list[tuple[str, Path]] = []
+    written: set[str] = set()
     try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+        for write in writes:
+            path = root / write.name
+            gz = path.with_name(path.name + ".gz")
+            if _holds(path, write.data):
+                if write.gzip and not gz.exists():
+                    staged.append((_stage(gz, _compress(write.data)), gz))
+                continue
+            tmp = _stage(path, write.data)
+            if write.gzip:
+                tmp_gz = _stage(gz, _compress(write.data))
+                # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
+                mtime = os.stat(tmp).st_mtime_ns
+                os.utime(tmp_gz, ns=(mtime, mtime))
+                staged.append((tmp_gz, gz))
+            staged.append((tmp, path))
+            written.add(write.name)
+        if staged:
+            os.sync()  # one flush for the whole batch: durable before any rename makes it visible
+        while staged:
+            tmp_name, target = staged[0]
+            os.replace(tmp_name, target)
+            staged.pop(0)
     except OSError as exc:
-        raise PublishError(str(path), f"cannot read the current file: {exc.strerror}") from exc
-    tmp_name = ""
+        for tmp_name, _target in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        where = exc.filename or str(root)
+        hint = (
+            "the disk is full; free space, then build again"
+            if exc.errno == errno.ENOSPC
+            else "check that the output directory is writable"
+        )
+        raise PublishError(str(where), f"cannot write ({exc.strerror}); previous files are intact; {hint}") from exc
+    return written
+
+
+def write_atomic(path: Path, data: bytes) -> bool:
+    """Replace one file (no .gz) unless it already holds exactly `data`; True when written."""
+    return bool(write_files(path.parent, [Write(path.name, data, gzip=False)]))
+
+
+def _holds(path: Path, data: bytes) -> bool:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except FileNotFoundError:
+        return False
+
+
+def _stage(path: Path, data: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
         os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        if tmp_name:
-            with _quietly():
-                os.unlink(tmp_name)
-        hint = (
-            "the disk is full; free space, then run feeds build again"
-            if exc.errno == errno.ENOSPC
-            else ("check that the output directory is writable")
-        )
-        raise PublishError(str(path), f"cannot write ({exc.strerror}); the previous file is intact; {hint}") from exc
-    return True
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    return tmp_name
 
 
-class _quietly:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
-        return kind is not None and issubclass(kind, OSError)
-
-
-def write_feed_file(path: Path, data: bytes) -> bool:
-    """Write a file and its precompressed `.gz` sibling (deterministic: no name, mtime 0)."""
-    written = write_atomic(path, data)
-    gz = path.with_name(path.name + ".gz")
-    if written or not gz.exists():
-        write_atomic(gz, gzip.compress(data, compresslevel=9, mtime=0))
-    return written
+def _compress(data: bytes) -> bytes:
+    # No file name and mtime 0 in the header: the same bytes in give the same .gz out.
+    return gzip.compress(data, compresslevel=9, mtime=0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,6 +27,7 @@ GENERATOR = "feeds"
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
+_FH_NS = "http://purl.org/syndication/history/1.0"
 _EXT = "feeds_ext"  # the attribute feedgen gives our extension on each generator and entry
 _UNTITLED = "(untitled)"
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -56,6 +57,10 @@ class FeedMeta:
     ttl_minutes: int | None = None
     hubs: tuple[str, ...] = ()  # WebSub hubs
     alternate_url: str = ""  # the HTML page; base_url + slug + ".html" when empty
+    path: str = ""  # where the document lives under base_url, without extension; the slug when empty
+    # RFC 5005 links as (rel, path without extension); each format links to documents of its own format.
+    history: tuple[tuple[str, str], ...] = ()
+    archive: bool = False  # an archive document (fh:archive): its entries never change
 
     def __post_init__(self) -> None:
         if self.updated.tzinfo is None or self.updated.utcoffset() is None:
@@ -65,7 +70,10 @@ class FeedMeta:
 
     def url(self, ext: str) -> str:
         """The public URL of this feed in one format ("atom", "rss", "json"): its rel=self."""
-        return f"{self.base_url}{self.slug}.{ext}"
+        return f"{self.base_url}{self.path or self.slug}.{ext}"
+
+    def history_links(self, ext: str) -> list[tuple[str, str]]:
+        return [(rel, f"{self.base_url}{path}.{ext}") for rel, path in self.history]
 
     @property
     def alternate(self) -> str:
@@ -200,22 +208,30 @@ class _FgFeed(Protocol):
 class _FeedExt:
     """Feed-level additions feedgen cannot make: WebSub hubs in RSS (it keeps only the self link)."""
 
-    __slots__ = ("hubs", "namespaces")
+    __slots__ = ("archive", "hubs", "links", "namespaces")
 
     def __init__(self) -> None:
         self.hubs: tuple[str, ...] = ()
+        self.links: list[tuple[str, str]] = []  # (rel, href) atom:links RSS has no element for
+        self.archive = False
         self.namespaces: dict[str, str] = {}
 
     def extend_ns(self) -> dict[str, str]:
         return self.namespaces
 
     def extend_atom(self, feed: Any) -> Any:
+        if self.archive:
+            feed.append(feed.makeelement(f"{{{_FH_NS}}}archive", {}))
         return feed
 
     def extend_rss(self, rss: Any) -> Any:
         channel = rss[0]
         for hub in self.hubs:
             channel.append(channel.makeelement(f"{{{_ATOM_NS}}}link", {"href": hub, "rel": "hub"}))
+        for rel, href in self.links:
+            channel.append(channel.makeelement(f"{{{_ATOM_NS}}}link", {"href": href, "rel": rel}))
+        if self.archive:
+            channel.append(channel.makeelement(f"{{{_FH_NS}}}archive", {}))
         return rss
 
 
@@ -336,9 +352,14 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
         [
             {"href": self_url, "rel": "self", "type": ATOM_TYPE},
             *({"href": clean(hub), "rel": "hub"} for hub in meta.hubs),
+            *({"href": clean(href), "rel": rel, "type": ATOM_TYPE} for rel, href in meta.history_links("atom")),
             {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
         ]
     )
+    if meta.archive:
+        ext = _feed_ext(gen)
+        ext.archive = True
+        ext.namespaces = {"fh": _FH_NS}
     if language := clean(meta.language).strip():
         gen.language(language)
     gen.generator(GENERATOR, version=__version__)
@@ -387,7 +408,9 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     )
     ext = _feed_ext(gen)
     ext.hubs = tuple(clean(hub) for hub in meta.hubs)
-    ext.namespaces = {"dc": _DC_NS}
+    ext.links = [(rel, clean(href)) for rel, href in meta.history_links("rss")]
+    ext.archive = meta.archive
+    ext.namespaces = {"dc": _DC_NS, **({"fh": _FH_NS} if meta.archive else {})}
     gen.updated(_moment(meta.updated))  # lastBuildDate, which feedgen would otherwise set to now
     if language := clean(meta.language).strip():
         gen.language(language)

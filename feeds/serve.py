@@ -252,7 +252,8 @@ class StaticFeeds:
 
     `max_age` gives Cache-Control's max-age for a path relative to root ("news.atom"); it is asked on
     every request, so keep it a dict lookup. Paths under `long_max_age_prefixes` are immutable for a
-    year instead. `hubs` adds WebSub `Link: rel="hub"` headers, with `rel="self"` as `base_url` + path,
+    year instead, except the newest numbered archive page, which still fills up. `hubs` adds WebSub
+    `Link: rel="hub"` headers, with `rel="self"` as `base_url` + path,
     to .atom/.rss/.json responses. `routes` (and `add_route`) answer exact paths before the directory.
     """
 
@@ -410,7 +411,9 @@ class StaticFeeds:
         headers: list[Header] = [
             (b"etag", rep.etag),
             (b"last-modified", file.last_modified),
-            self._long_cache_control if target.immutable else self._cache_control_for(target.rel),
+            self._long_cache_control if target.immutable and self._frozen(target.rel) else self._cache_control_for(
+                target.rel
+            ),
         ]
         if target.compressible:
             headers.append(_VARY)
@@ -447,6 +450,14 @@ class StaticFeeds:
         if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < file.sig[2]:
             return None
         return self._cache.get(gz_path, st)
+
+    def _frozen(self, rel: str) -> bool:
+        """An archive page is final once a newer page exists: `archive/news/3.atom` when `4.atom` does."""
+        head, _, name = rel.rpartition("/")
+        number, dot, ext = name.partition(".")
+        if not number.isdigit():
+            return True  # not a numbered page: the prefix alone decides
+        return os.path.exists(f"{self._prefix}{head}/{int(number) + 1}{dot}{ext}")
 
     def _cache_control_for(self, rel: str) -> Header:
         # Asked on every request, not remembered: the daemon may change a feed's interval while running.

@@ -49,6 +49,13 @@ _MIGRATIONS: tuple[str, ...] = (
         entries        INTEGER NOT NULL DEFAULT 0,
         next_run       TEXT NOT NULL DEFAULT ''
     );
+    CREATE TABLE archive_pages (
+        slug    TEXT NOT NULL,
+        number  INTEGER NOT NULL,
+        ids     TEXT NOT NULL,
+        frozen  TEXT NOT NULL,
+        PRIMARY KEY (slug, number)
+    );
     CREATE TABLE outputs (
         path         TEXT PRIMARY KEY,
         fingerprint  TEXT NOT NULL,
@@ -87,6 +94,7 @@ class Stamp:
     entry: Entry
     new: bool
     changed: bool
+    first_seen: datetime
 
 
 def content_hash(entry: Entry) -> str:
@@ -213,7 +221,9 @@ class Store:
         """Give each entry its lasting `published` and `updated`; `updated` moves only on a content change."""
         known = {
             row[0]: row[1:]
-            for row in self._db.execute("SELECT id, content_hash, published, updated FROM entries").fetchall()
+            for row in self._db.execute(
+                "SELECT id, content_hash, published, updated, first_seen FROM entries"
+            ).fetchall()
         }
         out: list[Stamp] = []
         inserts: list[tuple[str, str, str, str, str]] = []
@@ -223,12 +233,13 @@ class Store:
             previous = known.get(entry.id)
             if previous is None:
                 inserts.append((entry.id, digest, _iso(now), _iso(entry.published), _iso(entry.updated)))
-                out.append(Stamp(entry=entry, new=True, changed=False))
+                out.append(Stamp(entry=entry, new=True, changed=False, first_seen=now))
                 continue
-            old_hash, _published, updated = previous
+            old_hash, _published, updated, first = previous
+            first_seen = datetime.fromisoformat(first)
             if old_hash == digest:
                 stamped = replace(entry, updated=datetime.fromisoformat(updated).astimezone(entry.updated.tzinfo))
-                out.append(Stamp(entry=stamped, new=False, changed=False))
+                out.append(Stamp(entry=stamped, new=False, changed=False, first_seen=first_seen))
                 continue
             # A source that dates its own edits is believed; otherwise the edit happened now.
             old_updated = datetime.fromisoformat(updated)
@@ -236,7 +247,12 @@ class Store:
             updates.append((digest, _iso(entry.published), _iso(moved), entry.id))
             # Render in the entry's own zone, as later rebuilds will, so the bytes do not flip.
             out.append(
-                Stamp(entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)), new=False, changed=True)
+                Stamp(
+                    entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)),
+                    new=False,
+                    changed=True,
+                    first_seen=first_seen,
+                )
             )
         if inserts or updates:
             with self.transaction():
@@ -325,6 +341,22 @@ class Store:
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""
         return dict(self._db.execute("SELECT path, changed FROM outputs").fetchall())
+
+    # -- archives: RFC 5005 pages that never change once full -------------------------------------
+
+    def archive_pages(self, slug: str) -> list[tuple[list[str], datetime]]:
+        """The frozen archive pages of a category, oldest first: their entry ids and when they froze."""
+        rows = self._db.execute(
+            "SELECT ids, frozen FROM archive_pages WHERE slug = ? ORDER BY number", (slug,)
+        ).fetchall()
+        return [(json.loads(ids), datetime.fromisoformat(frozen)) for ids, frozen in rows]
+
+    def freeze_archive_page(self, slug: str, number: int, ids: Sequence[str], now: datetime) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO archive_pages (slug, number, ids, frozen) VALUES (?, ?, ?, ?)",
+                (slug, number, json.dumps(list(ids)), _iso(now)),
+            )
 
     def integrity_check(self) -> str:
         result: str = self._db.execute("PRAGMA integrity_check").fetchone()[0]

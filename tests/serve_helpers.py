@@ -66,7 +66,8 @@ def make_site(base: Path) -> Site:
         "news.json": b'{"version": "https://jsonfeed.org/version/1.1", "title": "news", "items": []}\n',
         "feeds.opml": b'<?xml version="1.0" encoding="utf-8"?>\n<opml version="2.0"><head/><body/></opml>\n',
         "index.html": b"<!doctype html><title>feeds</title><a href=news.atom>news</a>\n",
-        "archive/2020.atom": atom("2020"),
+        "archive/news/1.atom": atom("2020"),
+        "archive/news/2.atom": atom("2021"),
         "sub/index.html": b"<!doctype html><title>sub</title>\n",
         "stale.atom": atom("stale"),
         "caf\u00e9.atom": atom("cafe", 2),
@@ -74,7 +75,7 @@ def make_site(base: Path) -> Site:
     for rel, data in files.items():
         write(root / rel, data)
     write(root / "news.atom.gz", gzip.compress(files["news.atom"], mtime=0))
-    write(root / "archive/2020.atom.gz", gzip.compress(files["archive/2020.atom"], mtime=0))
+    write(root / "archive/news/1.atom.gz", gzip.compress(files["archive/news/1.atom"], mtime=0))
     # A .gz older than its file holds a previous version: it must never be served for the new one.
     write(root / "stale.atom.gz", gzip.compress(b"<feed>old</feed>", mtime=0), mtime=MTIME - 60)
     (root / "empty").mkdir()

@@ -61,7 +61,7 @@ def test_media_types_and_validators(client: httpx.Client, site: Site, path: str,
 
 
 def test_archive_is_immutable(client: httpx.Client) -> None:
-    r = client.get("/archive/2020.atom")
+    r = client.get("/archive/news/1.atom")
     assert r.status_code == 200
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert r.headers["content-type"] == "application/atom+xml; charset=utf-8"
