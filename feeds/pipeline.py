@@ -219,6 +219,11 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         stamped.append(collate.Merged(entry=entry, sources=item.sources))
     first_seen = {i: s.first_seen for i, s in fresh.items()}
 
+    def key(entry: Entry) -> tuple[object, ...]:
+        """What a rendering of an entry depends on, cheaper to compare than the entry itself."""
+        cats = tuple((c.slug, c.title) for c in entry.categories)
+        return (entry.id, fresh[entry.id].digest, entry.updated.isoformat(), entry.link, cats)
+
     by_slug = collate.categorize(stamped, config.categories, config.sources)
     categories = collate.category_list(by_slug, config.categories)
     ttl = max(1, poll_seconds(config) // 60)
@@ -246,7 +251,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             links.append(link)
             history = (("prev-archive", f"archive/{category.slug}/{len(paged.pages)}"),) if paged.pages else ()
             meta = _meta(config, category, entries, ttl, history=history)
-            fingerprint = _fingerprint(__version__, meta, entries)
+            fingerprint = _fingerprint(__version__, meta, [key(e) for e in entries])
             new = sum(1 for e in entries if fresh[e.id].new)
             updated = sum(1 for e in entries if fresh[e.id].changed)
             for ext, renderer in _RENDERERS:
@@ -271,13 +276,13 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                     ),
                     FileReport(path=page, entries=len(entries)),
                 )
-            yield from _archive_writes(config, category, paged, ttl, due)
+            yield from _archive_writes(config, category, paged, ttl, due, key)
 
         for item in stamped:
             entry = item.entry
             if entry.link.startswith(site.base_url + "entries/"):
                 name = entry.link[len(site.base_url) :]
-                if due(name, _fingerprint(__version__, site.title, site.language, entry)):
+                if due(name, _fingerprint(__version__, site.title, site.language, key(entry))):
                     page_bytes = render.render_entry_page(entry, site_title=site.title, language=site.language)
                     yield publish.Write(name, page_bytes, gzip=False), FileReport(path=name, entries=1)
 
@@ -309,6 +314,7 @@ def _archive_writes(
     paged: collate.Paged,
     ttl: int,
     due: Callable[[str, str], bool],
+    key: Callable[[Entry], tuple[object, ...]],
 ) -> Iterator[tuple[publish.Write, FileReport]]:
     """The archive documents of one category: archive/<slug>/<n>.atom and .rss, linked both ways."""
     last = len(paged.pages)
@@ -322,7 +328,7 @@ def _archive_writes(
         meta = _meta(config, category, entries, ttl, history=tuple(history), path=stem, archive=True)
         final = number < last
         # A final page is written once and never again: same bytes forever, whatever changes later.
-        fingerprint = "final" if final else _fingerprint(__version__, meta, entries)
+        fingerprint = "final" if final else _fingerprint(__version__, meta, [key(e) for e in entries])
         for ext, renderer in _RENDERERS[:2]:
             name = f"{stem}.{ext}"
             if due(name, fingerprint):

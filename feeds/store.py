@@ -95,6 +95,7 @@ class Stamp:
     new: bool
     changed: bool
     first_seen: datetime
+    digest: str  # content_hash(entry): equal digests, equal content
 
 
 def content_hash(entry: Entry) -> str:
@@ -233,13 +234,13 @@ class Store:
             previous = known.get(entry.id)
             if previous is None:
                 inserts.append((entry.id, digest, _iso(now), _iso(entry.published), _iso(entry.updated)))
-                out.append(Stamp(entry=entry, new=True, changed=False, first_seen=now))
+                out.append(Stamp(entry=entry, new=True, changed=False, first_seen=now, digest=digest))
                 continue
             old_hash, _published, updated, first = previous
             first_seen = datetime.fromisoformat(first)
             if old_hash == digest:
                 stamped = replace(entry, updated=datetime.fromisoformat(updated).astimezone(entry.updated.tzinfo))
-                out.append(Stamp(entry=stamped, new=False, changed=False, first_seen=first_seen))
+                out.append(Stamp(entry=stamped, new=False, changed=False, first_seen=first_seen, digest=digest))
                 continue
             # A source that dates its own edits is believed; otherwise the edit happened now.
             old_updated = datetime.fromisoformat(updated)
@@ -252,6 +253,7 @@ class Store:
                     new=False,
                     changed=True,
                     first_seen=first_seen,
+                    digest=digest,
                 )
             )
         if inserts or updates:
