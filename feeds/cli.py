@@ -57,6 +57,18 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
         sub.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080)")
     command("status", "Show each source's last fetch, result and next run, and each feed's last change.")
+    validate = command(
+        "validate",
+        "Check the produced files: well-formed, required elements, absolute links, "
+        "unique ids matching the store, archive chains intact.",
+    )
+    validate.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        metavar="PATH",
+        help="directory to check (default: the configured output directory)",
+    )
     command("reload", "Validate the configuration, then ask the running `feeds run` to reread it.")
     return parser
 
@@ -77,9 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for key, what in exc.problems:
             print(f"  {key}: {what}", file=sys.stderr)
         return EXIT_CONFIG
-    handler = {"build": _build, "check": _check, "run": _run, "serve": _serve, "status": _status, "reload": _reload}[
-        args.command
-    ]
+    handler = {
+        "build": _build,
+        "check": _check,
+        "run": _run,
+        "serve": _serve,
+        "status": _status,
+        "validate": _validate,
+        "reload": _reload,
+    }[args.command]
     try:
         return handler(config, args)
     except ConfigError as exc:
@@ -167,3 +185,19 @@ def _reload(config: Config, args: argparse.Namespace) -> int:
     pid = send_reload(config)
     print(f"asked the daemon (pid {pid}) to reread {config.path}")
     return EXIT_OK
+
+
+def _validate(config: Config, args: argparse.Namespace) -> int:
+    from feeds.validate import validate_output
+
+    root: Path = args.path or config.site.output
+    known: set[str] | None = None
+    if args.path is None and (config.site.state / pipeline.DB_NAME).exists():
+        with pipeline.open_store(config) as store:
+            known = store.entry_ids()
+    problems = validate_output(root, known_ids=known, base_url=config.site.base_url)
+    for problem in problems:
+        print(problem)
+    files = sum(1 for p in root.rglob("*") if p.suffix in (".atom", ".rss", ".json", ".opml", ".html"))
+    print(f"{root}: {files} files checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
+    return EXIT_SOURCE_FAILED if problems else EXIT_OK

@@ -284,7 +284,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                 name = entry.link[len(site.base_url) :]
                 if due(name, _fingerprint(__version__, site.title, site.language, key(entry))):
                     page_bytes = render.render_entry_page(entry, site_title=site.title, language=site.language)
-                    yield publish.Write(name, page_bytes, gzip=False), FileReport(path=name, entries=1)
+                    yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
 
         index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield publish.Write("index.html", index), FileReport(path="index.html")

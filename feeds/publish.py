@@ -31,14 +31,17 @@ class Write:
     name: str
     data: bytes
     gzip: bool = True  # keep a precompressed .gz beside it for the server
+    durable: bool = True  # flushed to disk before it replaces the old file
 
 
 def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     """Replace every file whose bytes differ; return the names written.
 
     Readers see each file old or new, never a mix, and a failure (a full disk) leaves every
-    previous file in place: all new bytes go to hidden temporary files first, are flushed to disk
-    with one sync, and only then renamed over their targets, each .gz before its file.
+    previous file in place: all new bytes go to hidden temporary files first and only then are
+    renamed over their targets, each .gz before its file. Durable files are flushed to disk before
+    the rename, so a power cut cannot leave them empty; entry pages skip that (a flush each costs
+    more than the rest of their build) and rely on the file system ordering data before renames.
     """
     staged: list[tuple[str, Path]] = []
     written: set[str] = set()
@@ -48,19 +51,17 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
             gz = path.with_name(path.name + ".gz")
             if _holds(path, write.data):
                 if write.gzip and not gz.exists():
-                    staged.append((_stage(gz, _compress(write.data)), gz))
+                    staged.append((_stage(gz, _compress(write.data), write.durable), gz))
                 continue
-            tmp = _stage(path, write.data)
+            tmp = _stage(path, write.data, write.durable)
             if write.gzip:
-                tmp_gz = _stage(gz, _compress(write.data))
+                tmp_gz = _stage(gz, _compress(write.data), write.durable)
                 # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
                 mtime = os.stat(tmp).st_mtime_ns
                 os.utime(tmp_gz, ns=(mtime, mtime))
                 staged.append((tmp_gz, gz))
             staged.append((tmp, path))
             written.add(write.name)
-        if staged:
-            os.sync()  # one flush for the whole batch: durable before any rename makes it visible
         while staged:
             tmp_name, target = staged[0]
             os.replace(tmp_name, target)
@@ -93,12 +94,15 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _stage(path: Path, data: bytes) -> str:
+def _stage(path: Path, data: bytes, durable: bool) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as tmp:
             tmp.write(data)
+            if durable:
+                tmp.flush()
+                os.fdatasync(tmp.fileno())
         os.chmod(tmp_name, 0o644)
     except OSError:
         with contextlib.suppress(OSError):

@@ -236,7 +236,22 @@ def test_cli_build_prints_per_feed(config: Config, capsys: pytest.CaptureFixture
     assert "source africa: ok, 3 entries" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["build", "check", "run", "serve", "status", "reload"])
+def test_cli_validate(config: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["build", "--config", str(config.path)]) == 0
+    assert cli.main(["validate", "--config", str(config.path)]) == 0
+    assert "0 problems" in capsys.readouterr().out
+    news = config.site.output / "news.atom"
+    news.write_bytes(
+        news.read_bytes().replace(b"<updated>", b"<published>", 1).replace(b"</updated>", b"</published>", 1)
+    )
+    assert cli.main(["validate", "--config", str(config.path)]) == 1
+    out = capsys.readouterr().out
+    assert "news.atom:2: feed has no atom:updated" in out
+    assert "news.atom.gz does not hold the same bytes" in out
+    assert "2 problems" in out
+
+
+@pytest.mark.parametrize("command", ["build", "check", "run", "serve", "status", "reload", "validate"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         cli.main([command, "--help"])
