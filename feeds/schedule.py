@@ -101,6 +101,11 @@ class Daemon:
         self.metrics = Metrics()
         self._lock = threading.Lock()  # one writer: feedgen switches the process locale, SQLite wants one user
         self._stopping = threading.Event()
+        # Polls in progress. stop() waits for them itself, before APScheduler's shutdown: that holds the
+        # scheduler's job store lock while it waits for jobs, and a poll that backs off or records its next
+        # run asks the scheduler for that lock, so waiting inside shutdown would deadlock.
+        self._polls = threading.Condition()
+        self._running_polls = 0
         self._store = pipeline.open_store(self.config)
         self._fetcher = Fetcher(user_agent=user_agent(__version__, self.config.site.contact_url))
         self._feed_entries: dict[str, int] = {}
@@ -128,20 +133,11 @@ class Daemon:
         self.config.site.output.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._store.close()  # build() opens its own connection; ours reopens after
-            report = pipeline.build(
-                self.config, self.clock(), load=lambda s, st: pipeline.fetch_documents(s, st, self._fetcher)
-            )
+            now = self.clock()
+            report = pipeline.build(self.config, now, load=lambda s, st: pipeline.fetch_documents(s, st, self._fetcher))
             self._store = pipeline.open_store(self.config)
-        for source in report.sources:
-            log.info(
-                logfmt(
-                    event="fetch",
-                    source=source.name,
-                    result="failed" if source.failed else "ok",
-                    entries=source.entries,
-                    error=source.error or "-",
-                )
-            )
+            for source in report.sources:
+                self._note_fetch(source, now, None)  # build() does not time sources one by one
         self._note_files(report.files)
         self._schedule_all()
         self._scheduler.start()
@@ -152,7 +148,9 @@ class Daemon:
 
     def stop(self) -> None:
         """Let the running job finish its write, then stop serving."""
-        self._stopping.set()
+        with self._polls:
+            self._stopping.set()
+            self._polls.wait_for(lambda: self._running_polls == 0)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         self.server.stop()
@@ -181,6 +179,7 @@ class Daemon:
                 wake.clear()
                 while pending:
                     received = pending.pop(0)
+                    log.info(logfmt(event="signal", signal=signal.Signals(received).name))
                     if received == signal.SIGHUP:
                         self.reload()
                     else:
@@ -240,9 +239,20 @@ class Daemon:
         return CronTrigger.from_crontab(schedule.cron or "0 * * * *", timezone=source.time_zone)
 
     def _poll(self, name: str) -> None:
-        """One scheduled run: fetch (outside the lock), then record and publish (inside it)."""
-        if self._stopping.is_set():
-            return
+        """One scheduled run, unless the daemon is stopping; stop() waits for those already running."""
+        with self._polls:
+            if self._stopping.is_set():
+                return
+            self._running_polls += 1
+        try:
+            self._poll_once(name)
+        finally:
+            with self._polls:
+                self._running_polls -= 1
+                self._polls.notify_all()
+
+    def _poll_once(self, name: str) -> None:
+        """Fetch (outside the lock), then record and publish (inside it)."""
         try:
             source = self.config.source(name)
         except KeyError:
@@ -265,30 +275,39 @@ class Daemon:
         with self._lock:
             now = self.clock()
             report = pipeline.refresh(self._store, source, now, prefetched)
-            result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
-            self.metrics.fetches.labels(name, result).inc()
-            self.metrics.source_entries.labels(name).set(report.entries)
-            if report.failed:
-                self.metrics.failures.labels(name).inc()
-            else:
-                self.metrics.last_success.labels(name).set(now.timestamp())
-            log.info(
-                logfmt(
-                    event="fetch",
-                    source=name,
-                    result=result,
-                    entries=report.entries,
-                    seconds=f"{time.perf_counter() - started:.3f}",
-                    error=report.error or "-",
-                    moved=report.redirect or "-",
-                )
-            )
+            self._note_fetch(report, now, time.perf_counter() - started)
             if not report.unchanged:
                 self._publish(now)
             failures = self._store.source(name).failures
         if report.failed:
             self._back_off(source, failures)
         self._record_next_runs()
+
+    def _note_fetch(self, report: pipeline.SourceReport, now: datetime, seconds: float | None) -> None:
+        """Metrics and the `event=fetch` log line of one fetch, the first pass's included."""
+        name = report.name
+        result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
+        self.metrics.fetches.labels(name, result).inc()
+        self.metrics.source_entries.labels(name).set(report.entries)
+        failures = self.metrics.failures.labels(name)  # present at 0 from the first fetch on, so alerts can rate() it
+        if report.failed:
+            failures.inc()
+            last_success = self._store.source(name).last_success
+            if last_success:  # from an earlier run of the daemon
+                self.metrics.last_success.labels(name).set(datetime.fromisoformat(last_success).timestamp())
+        else:
+            self.metrics.last_success.labels(name).set(now.timestamp())
+        log.info(
+            logfmt(
+                event="fetch",
+                source=name,
+                result=result,
+                entries=report.entries,
+                seconds="-" if seconds is None else f"{seconds:.3f}",
+                error=report.error or "-",
+                moved=report.redirect or "-",
+            )
+        )
 
     def _publish(self, now: datetime) -> None:
         started = time.perf_counter()
@@ -330,12 +349,13 @@ class Daemon:
             )
 
     def _record_next_runs(self) -> None:
-        if self._stopping.is_set():
-            return
+        # Also while stopping: a poll that stop() waits for still records its next run, or `feeds status`
+        # would show the run that just happened as the next one. The scheduler is shut down only after it.
         with self._lock:
             for job in self._scheduler.get_jobs():
                 state = self._store.source(job.id)
-                stamp = job.next_run_time.isoformat(timespec="seconds") if job.next_run_time else ""
+                # In UTC: a cron job's time is in its source's zone, and the status page shows UTC.
+                stamp = job.next_run_time.astimezone(UTC).isoformat(timespec="seconds") if job.next_run_time else ""
                 if state.next_run != stamp:
                     self._store.put_source(replace(state, next_run=stamp))
 
@@ -373,6 +393,16 @@ class _quiet_oserror:
         return kind is not None and issubclass(kind, OSError)
 
 
+def _utc_text(stamp: str) -> str:
+    """An ISO time from the store as "YYYY-MM-DD HH:MM:SS" in UTC; "-" when there is none."""
+    if not stamp:
+        return "-"
+    moment = datetime.fromisoformat(stamp)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, str, str]]:
     """Per source: name, last fetch, result, next run, entries, error — for the status page and `feeds status`."""
     rows = []
@@ -387,9 +417,9 @@ def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, 
         rows.append(
             (
                 source.name,
-                state.last_attempt[:19].replace("T", " ") or "-",
+                _utc_text(state.last_attempt),
                 result,
-                state.next_run[:19].replace("T", " ") or "-",
+                _utc_text(state.next_run),
                 str(state.entries),
                 state.last_error,
             )
@@ -401,7 +431,7 @@ def feed_rows(store: Store, entries: dict[str, int]) -> list[tuple[str, str, str
     """Per feed file: name, entries (when known), last change."""
     changes = store.output_changes()
     names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
-    return [(n, str(entries[n]) if n in entries else "-", changes[n][:19].replace("T", " ")) for n in names]
+    return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
 
 
 def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
