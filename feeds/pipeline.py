@@ -116,7 +116,7 @@ def fetch_documents(
         state,
         etag=result.validators.etag,
         last_modified=result.validators.last_modified,
-        redirect=result.permanent_redirect or state.redirect,
+        redirect=result.permanent_redirect,  # learnt again on every fetch, so it clears once config follows
     )
     return (None if result.document is None else [result.document]), state
 
@@ -151,7 +151,7 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
         error = (
             f"{source.name}: gone (the server answered 410 Gone); its entries stay published: remove it from the config"
         )
-        return SourceReport(name=source.name, error=error, entries=state.entries)
+        return SourceReport(name=source.name, error=error, entries=state.entries, unchanged=True)
     try:
         docs, state = load(source, state)
     except SourceError as exc:
@@ -159,7 +159,8 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
         store.put_source(
             replace(state, last_error=str(exc), failures=state.failures + 1, gone=isinstance(exc, SourceGone))
         )
-        return SourceReport(name=source.name, error=str(exc), entries=state.entries)
+        # Nothing reached the store: its entries, and so every feed, stay as they were.
+        return SourceReport(name=source.name, error=str(exc), entries=state.entries, unchanged=True)
     if docs is None:  # not modified
         store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
         return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
@@ -170,19 +171,23 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
     entries, errors = parse_documents(source, docs)
     store.save_items(source.name, entries, now)
     error = "\n".join(errors)
+    count = len(entries) if entries or not errors else state.entries  # its old entries stay published
     store.put_source(
         replace(
             state,
-            doc_hash="" if errors else doc_hash,  # a document with errors is parsed again next time
+            # A document with errors is fetched and parsed in full again next time, never answered by a 304.
+            doc_hash="" if errors else doc_hash,
+            etag="" if errors else state.etag,
+            last_modified="" if errors else state.last_modified,
             last_success=now.isoformat() if entries or not errors else state.last_success,
             last_error=error,
             failures=state.failures + 1 if errors else 0,
-            entries=len(entries),
+            entries=count,
         )
     )
     for line in errors:
         log.warning("source %s: %s", source.name, line)
-    return SourceReport(name=source.name, entries=len(entries), error=error, redirect=state.redirect)
+    return SourceReport(name=source.name, entries=count, error=error, redirect=state.redirect)
 
 
 # -- producing output ----------------------------------------------------------------------------------

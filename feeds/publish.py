@@ -156,7 +156,11 @@ def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence
             E.LI(
                 E.H2(E.A(feed.title, href=f"{base_url}{feed.slug}.html")),
                 E.P(feed.description) if feed.description else "",
-                E.P(f"{feed.entries} entries · subscribe: ", *spaced[:-1], **{"class": "subscribe"}),
+                E.P(
+                    f"{feed.entries} {'entry' if feed.entries == 1 else 'entries'} · subscribe: ",
+                    *spaced[:-1],
+                    **{"class": "subscribe"},
+                ),
                 id=f"feed-{feed.slug}",
             )
         )

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from lxml.html import builder as E
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 from feeds import __version__, pipeline
 from feeds.config import Config, SourceConfig, load
@@ -29,6 +31,7 @@ from feeds.model import Document
 from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.store import SourceState, Store
+from feeds.websub import HubPinger
 
 log = logging.getLogger("feeds")
 
@@ -89,6 +92,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+class _PingCollector(Collector):
+    """feeds_websub_pings_total{result}: the pinger's counts, read when scraped."""
+
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("feeds_websub_pings", "WebSub hub notifications by result.", labels=["result"])
+        for result, count in self._stats().items():
+            family.add_metric([result], count)
+        yield family
+
+
 class Daemon:
     """Keeps every feed fresh on its sources' schedules and serves output/ until stopped."""
 
@@ -108,6 +124,8 @@ class Daemon:
         self._running_polls = 0
         self._store = pipeline.open_store(self.config)
         self._fetcher = Fetcher(user_agent=user_agent(__version__, self.config.site.contact_url))
+        self._pinger = self._new_pinger(self.config)
+        self.metrics.registry.register(_PingCollector(lambda: self._pinger.stats))
         self._feed_entries: dict[str, int] = {}
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=4)},
@@ -153,6 +171,7 @@ class Daemon:
             self._polls.wait_for(lambda: self._running_polls == 0)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
+        self._pinger.close()  # nothing publishes any more; pings still queued are dropped and logged
         self.server.stop()
         self._fetcher.close()
         with self._lock:
@@ -203,9 +222,16 @@ class Daemon:
                 )
             )
             return False
+        retired: HubPinger | None = None
         with self._lock:
+            site, old = config.site, self.config.site
+            if (site.hubs, site.contact_url) != (old.hubs, old.contact_url):
+                # New hub links change every feed's bytes, so the new pinger hears of every feed below.
+                retired, self._pinger = self._pinger, self._new_pinger(config)
             self.config = config
             self._publish(self.clock())  # titles, categories or caps may have changed
+        if retired is not None:
+            retired.close()  # outside the lock: it may wait for a request in flight
         for job in self._scheduler.get_jobs():
             job.remove()
         self._schedule_all(first_run=datetime.now(UTC))
@@ -321,8 +347,10 @@ class Daemon:
         self._note_files(files)
 
     def _note_files(self, files: list[pipeline.FileReport]) -> None:
+        changed: list[str] = []
         for file in files:
-            if file.path.endswith((".atom", ".rss", ".json")):
+            is_feed = file.path.endswith((".atom", ".rss", ".json"))
+            if is_feed:
                 self._feed_entries[file.path] = file.entries
                 self.metrics.feed_entries.labels(file.path).set(file.entries)
             if file.written:
@@ -330,6 +358,14 @@ class Daemon:
                 log.info(
                     logfmt(event="write", path=file.path, entries=file.entries, new=file.new, updated=file.updated)
                 )
+                if is_feed:
+                    changed.append(self.config.site.base_url + file.path)
+        # publish_all has returned, so the new bytes are in place when a hub comes to fetch them.
+        self._pinger.publish(changed)
+
+    @staticmethod
+    def _new_pinger(config: Config) -> HubPinger:
+        return HubPinger(config.site.hubs, user_agent=user_agent(__version__, config.site.contact_url))
 
     def _back_off(self, source: SourceConfig, failures: int) -> None:
         job = self._scheduler.get_job(source.name)

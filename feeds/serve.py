@@ -411,9 +411,9 @@ class StaticFeeds:
         headers: list[Header] = [
             (b"etag", rep.etag),
             (b"last-modified", file.last_modified),
-            self._long_cache_control if target.immutable and self._frozen(target.rel) else self._cache_control_for(
-                target.rel
-            ),
+            self._long_cache_control
+            if target.immutable and self._frozen(target.rel)
+            else self._cache_control_for(target.rel),
         ]
         if target.compressible:
             headers.append(_VARY)

@@ -83,7 +83,7 @@ _CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
 def _legal_reference(match: re.Match[str]) -> str:
     hexa, decimal = match.groups()
     code = int(hexa, 16) if hexa else int(decimal)
-    if code > 0x10FFFF or strip_unwanted(chr(code)) == "" and chr(code) not in "\t\n\r":
+    if code > 0x10FFFF or (strip_unwanted(chr(code)) == "" and chr(code) not in "\t\n\r"):
         return ""
     return match.group(0)
 
