@@ -201,8 +201,12 @@ def entry_page_path(entry: Entry) -> str:
 
 
 def poll_seconds(config: Config) -> int:
-    """The shortest poll period of any source: how long a reader may cache a feed."""
-    return min((s.schedule.seconds for s in config.sources), default=3600)
+    """How long a reader may cache a feed: the shortest poll period of any source, in whole minutes.
+
+    Whole minutes because RSS <ttl> counts minutes, and Cache-Control's max-age must agree with it.
+    """
+    shortest = min((s.schedule.seconds for s in config.sources), default=3600)
+    return max(1, shortest // 60) * 60
 
 
 def _fingerprint(*parts: object) -> str:
@@ -231,7 +235,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
 
     by_slug = collate.categorize(stamped, config.categories, config.sources)
     categories = collate.category_list(by_slug, config.categories)
-    ttl = max(1, poll_seconds(config) // 60)
+    ttl = poll_seconds(config) // 60
     known = store.fingerprints()
     fingerprints: dict[str, str] = {}
     reports: list[FileReport] = []

@@ -229,6 +229,7 @@ class Daemon:
                 # New hub links change every feed's bytes, so the new pinger hears of every feed below.
                 retired, self._pinger = self._pinger, self._new_pinger(config)
             self.config = config
+            self.app.set_links(hubs=site.hubs, base_url=site.base_url)
             self._publish(self.clock())  # titles, categories or caps may have changed
         if retired is not None:
             retired.close()  # outside the lock: it may wait for a request in flight

@@ -284,6 +284,12 @@ class StaticFeeds:
         # Accept-Encoding values repeat endlessly across clients; bounded so odd values cannot grow it.
         self._gzip_ok: dict[bytes, bool] = {}
 
+    def set_links(self, *, hubs: tuple[str, ...], base_url: str) -> None:
+        """Change the WebSub hubs and public base URL (a daemon reload); takes effect on the next request."""
+        self._base_url = base_url.rstrip("/")
+        self._hub_links = [(b"link", f'<{hub}>; rel="hub"'.encode()) for hub in hubs]
+        self._targets = {}  # remembered targets carry the old self links
+
     def add_route(self, path: str, route: Route) -> None:
         """Answer `path` exactly from `route` instead of the directory (the daemon's /healthz, /metrics)."""
         self._routes[path] = route

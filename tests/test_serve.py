@@ -281,6 +281,17 @@ def test_link_headers_for_feeds(client: httpx.Client) -> None:
     assert '<https://feeds.example.org/caf%C3%A9.atom>; rel="self"' in r.headers.get_list("link")
 
 
+def test_reloaded_links_apply_at_once(site: Site) -> None:
+    app = StaticFeeds(site.root, base_url=BASE_URL, hubs=(HUB,))
+    with ServerThread(app) as running, httpx.Client(base_url=running.url) as c:
+        assert f'<{HUB}>; rel="hub"' in c.get("/news.atom").headers.get_list("link")
+        app.set_links(hubs=("https://hub.example.net/",), base_url="https://elsewhere.example.org/")
+        assert c.get("/news.atom").headers.get_list("link") == [
+            '<https://hub.example.net/>; rel="hub"',
+            '<https://elsewhere.example.org/news.atom>; rel="self"',
+        ]
+
+
 def test_no_link_headers_without_hubs(site: Site) -> None:
     with ServerThread(StaticFeeds(site.root, base_url=BASE_URL)) as running:
         r = httpx.get(running.url + "/news.atom")
