@@ -83,7 +83,8 @@ class FeedMeta:
 
 def clean(text: str) -> str:
     """`text` without the characters XML 1.0 cannot carry (C0 controls, lone surrogates, U+FFFE/U+FFFF)."""
-    return _XML_ILLEGAL.sub("", text)
+    # Every illegal character is unprintable, and the check runs in C: most text skips the regex.
+    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
 
 
 # --- entries, cleaned once per render -------------------------------------------------------------

@@ -43,7 +43,8 @@ _SPACE = re.compile(r"\s+")
 
 def xml_safe(text: str) -> str:
     """`text` without the characters XML 1.0 forbids or feed validators reject; line breaks are kept."""
-    return _XML_ILLEGAL.sub("", text)
+    # Every unwanted character is unprintable, and the check runs in C: most text skips the regex.
+    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
 
 
 def sanitize_html(fragment: str, base_url: str = "") -> str:

@@ -11,25 +11,16 @@ from typing import Literal
 from lxml import etree
 
 from feeds.errors import SourceError
+from feeds.sanitize import xml_safe
 
-# Not allowed by the XML 1.0 Char production (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF),
-# plus what feed validators flag although XML tolerates it: DEL, C1 controls and the noncharacters.
-_UNWANTED = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff"
-    "\U0001fffe\U0001ffff\U0002fffe\U0002ffff\U0003fffe\U0003ffff\U0004fffe\U0004ffff"
-    "\U0005fffe\U0005ffff\U0006fffe\U0006ffff\U0007fffe\U0007ffff\U0008fffe\U0008ffff"
-    "\U0009fffe\U0009ffff\U000afffe\U000affff\U000bfffe\U000bffff\U000cfffe\U000cffff"
-    "\U000dfffe\U000dffff\U000efffe\U000effff\U000ffffe\U000fffff\U0010fffe\U0010ffff]"
-)
 # Honorifics are dropped from match keys because a listing often omits the "Mr" its page prints.
 _HONORIFIC = re.compile(r"^(?:mr|mrs|ms|mx|dr|prof|mme|mlle|m\.|sr|sra|srta)\.?\s+", re.IGNORECASE)
 _LEADING_MARKS = re.compile(r"^[\W_]+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")  # for ASCII text, already casefolded
 TYPE_MAX = 60  # a type label is short; longer lines are titles
 
 
-def strip_unwanted(text: str) -> str:
-    """`text` without the characters XML 1.0 forbids or feed validators reject; line breaks are kept."""
-    return _UNWANTED.sub("", text)
+strip_unwanted = xml_safe  # the adapters' name for it: line breaks kept
 
 
 def clean_text(text: str) -> str:
@@ -56,8 +47,10 @@ def match_key(title: str, published: datetime) -> str:
     """
     # Leading quotes and dashes would hide an honorific; they are dropped from the key anyway.
     folded = strip_honorific(_LEADING_MARKS.sub("", clean_text(title))).casefold()
-    decomposed = unicodedata.normalize("NFKD", folded)
-    letters = "".join(ch for ch in decomposed if ch.isalnum())
+    decomposed = folded if folded.isascii() else unicodedata.normalize("NFKD", folded)
+    letters = (
+        "".join(_NOT_ALNUM.split(decomposed)) if decomposed.isascii() else "".join(filter(str.isalnum, decomposed))
+    )
     return f"{published:%Y-%m-%d}/{letters}"
 
 

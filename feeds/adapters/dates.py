@@ -51,7 +51,10 @@ EXPECTED = 'a date such as "10 January 2022", "4 février 2019" or "25 de agosto
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", clean_text(text).casefold())
+    folded = clean_text(text).casefold()
+    if folded.isascii():  # nothing to decompose: the common case, kept off the per-character path
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
