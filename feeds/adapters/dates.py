@@ -54,8 +54,8 @@ def _fold(text: str) -> str:
     folded = clean_text(text).casefold()
     if folded.isascii():  # nothing to decompose: the common case, kept off the per-character path
         return folded
-    decomposed = unicodedata.normalize("NFKD", folded)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Month and weekday names are Latin letters: accents go, and so does any other script.
+    return unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
 
 
 def _shape(text: str) -> re.Match[str] | None:
