@@ -25,21 +25,8 @@ from render_alone import feedgen_alone
 
 from feeds import collate, pipeline
 from feeds.config import load
+from feeds.publish import format_day
 
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 SOURCES = 10
 
 
@@ -58,7 +45,7 @@ def write_sources(root: Path, entries: int, categories: int) -> None:
                 "",
                 f"    Item {n}: cooperatives, savings groups and the “social economy” in region {n % 97}",
                 "",
-                f"    {day.day} {MONTHS[day.month - 1]} {day.year}",
+                f"    {format_day(day)}",
                 "",
                 f"    Summary of item {n}. Members pooled their savings & opened a shared workshop; "
                 f"the report describes what changed for {n % 50 + 2} families over {n % 9 + 1} years.",

@@ -6,7 +6,8 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
 
@@ -103,6 +104,18 @@ class Document:
         except UnicodeDecodeError as exc:
             bad = exc.object[exc.start]
             raise ValueError(f"not valid {codec} (byte 0x{bad:02x} at offset {exc.start + skip})") from exc
+
+    def date(self) -> datetime | None:
+        """When the server says the document last changed, else when it sent it; None for neither."""
+        for header in ("last-modified", "date"):
+            value = self.headers.get(header, "")
+            try:
+                when = parsedate_to_datetime(value) if value else None
+            except (TypeError, ValueError, IndexError):
+                when = None
+            if when is not None:
+                return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return None
 
     @property
     def is_html(self) -> bool:

@@ -377,30 +377,9 @@ def _page_entry(entry: Entry) -> publish.PageEntry:
         title=entry.title,
         link=entry.link,
         published_iso=entry.published.isoformat(),
-        published_text=_day(entry.published),
+        published_text=publish.format_day(entry.published),
         summary=entry.summary,
     )
-
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def _day(moment: datetime) -> str:
-    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
 
 
 def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader | None = None) -> BuildReport:

@@ -9,6 +9,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from lxml import etree
@@ -250,3 +251,25 @@ def category_html(
         E.OL(*items, **{"class": "entries"}) if items else E.P("No entries yet."),
     )
     return html_document(E.HTML(head, body, lang=language))
+
+
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def format_day(moment: datetime) -> str:
+    """ "10 January 2022": how pages show a date."""
+    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
+    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"

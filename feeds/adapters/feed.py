@@ -9,7 +9,6 @@ import xml.sax
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urljoin
 
@@ -104,7 +103,7 @@ class ExistingFeed:
                 raise SourceError(source.name, f"{doc.url}: not an RSS or Atom feed (no rss, rdf:RDF or feed element)")
             return
         filters = _Filters.from_options(source.options)
-        fallback = _feed_date(parsed.get("feed", {})) or _document_date(doc)
+        fallback = _feed_date(parsed.get("feed", {})) or doc.date()
         bad: list[tuple[int, str]] = []
         for number, raw in enumerate(raw_entries, start=1):
             try:
@@ -290,16 +289,3 @@ def _plain(raw: Any, key: str) -> Any:
     # FeedParserDict answers a missing "updated" with "published" and a DeprecationWarning;
     # the plain dict lookup keeps the two dates apart.
     return dict.get(raw, key) if isinstance(raw, dict) else None
-
-
-def _document_date(doc: Document) -> datetime | None:
-    """When the server says the feed last changed, else when it sent it; None for neither."""
-    for header in ("last-modified", "date"):
-        value = doc.headers.get(header, "")
-        try:
-            when = parsedate_to_datetime(value) if value else None
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            return when if when.tzinfo else when.replace(tzinfo=UTC)
-    return None

@@ -6,7 +6,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -96,7 +95,7 @@ class CssSelectors:
             raise SourceError(
                 source.name, f'{doc.url}: no element matches the item selector "{selectors.texts["item"]}"'
             )
-        page_date = None if "date" in selectors.texts else _document_date(doc)
+        page_date = None if "date" in selectors.texts else doc.date()
         if "date" not in selectors.texts and page_date is None:
             raise SourceError(
                 source.name, f"{doc.url}: the entries have no date: set options.date to a selector for each item's date"
@@ -255,19 +254,6 @@ def _base_url(root: HtmlElement, url: str) -> str:
         return urljoin(url, str(base.get("href")).strip())
     except ValueError:
         return url
-
-
-def _document_date(doc: Document) -> datetime | None:
-    """When the server says the page last changed, else when it sent it; None for neither."""
-    for header in ("last-modified", "date"):
-        value = doc.headers.get(header, "")
-        try:
-            when = parsedate_to_datetime(value) if value else None
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            return when if when.tzinfo else when.replace(tzinfo=UTC)
-    return None
 
 
 # --- dates ------------------------------------------------------------------------------------
