@@ -142,6 +142,9 @@ class _Reader:
                 self.problem(f"{where}.{key}" if where else key, "is required")
             return default
         value = table[key]
+        if isinstance(value, str) and (bad := _control_character(value)):
+            self.problem(f"{where}.{key}" if where else key, f"contains the control character {bad}; remove it")
+            return default
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             self.problem(f"{where}.{key}" if where else key, f"must be {_article(names)}, got {type(value).__name__}")
@@ -153,6 +156,10 @@ class _Reader:
         if not all(isinstance(item, str) for item in value):
             self.problem(f"{where}.{key}", "must be a list of strings")
             return ()
+        for index, item in enumerate(value):
+            if bad := _control_character(item):
+                self.problem(f"{where}.{key}[{index}]", f"contains the control character {bad}; remove it")
+                return ()
         return tuple(value)
 
     def unknown(self, table: Mapping[str, Any], known: set[str], where: str) -> None:
@@ -166,6 +173,16 @@ class _Reader:
         except (ZoneInfoNotFoundError, ValueError):
             self.problem(key, f'unknown time zone "{name}" (use an IANA name such as "Europe/Geneva")')
             return None
+
+
+def _control_character(text: str) -> str:
+    """The first character of `text` that no feed or page may carry, as "U+0001"; "" when there is none."""
+    if text.isprintable():
+        return ""
+    for char in text:
+        if not char.isprintable() and char not in "\t\n\r":
+            return f"U+{ord(char):04X}"
+    return ""
 
 
 def _article(names: str) -> str:

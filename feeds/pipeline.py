@@ -14,7 +14,7 @@ from feeds import __version__, collate, publish, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
-from feeds.fetch import Fetcher, SourceGone, Validators, fetch_file, user_agent
+from feeds.fetch import Fetcher, FetchLimits, SourceGone, Validators, fetch_file, user_agent
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -83,8 +83,11 @@ def open_store(config: Config) -> Store:
 # -- reading sources ---------------------------------------------------------------------------------
 
 
-def load_local(source: SourceConfig) -> list[Document]:
-    """The documents a path or glob names, in a stable order; an error when it names none."""
+def load_local(source: SourceConfig, max_bytes: int = FetchLimits().max_bytes) -> list[Document]:
+    """The documents a path or glob names, in a stable order; an error when it names none.
+
+    A file over `max_bytes` is refused before it is read, as an HTTP body of that size would be.
+    """
     pattern = source.location
     if glob.has_magic(pattern):
         paths = sorted(p for p in glob.glob(pattern, recursive=True) if not Path(p).is_dir())
@@ -94,7 +97,7 @@ def load_local(source: SourceConfig) -> list[Document]:
         paths = [pattern]
         if not Path(pattern).exists():
             raise SourceError(source.name, f"{pattern}: no such file (check {source.key}.location)")
-    return [fetch_file(source.name, path) for path in paths]
+    return [fetch_file(source.name, path, max_bytes=max_bytes) for path in paths]
 
 
 Loader = Callable[[SourceConfig, SourceState], tuple[list[Document] | None, SourceState]]
@@ -105,7 +108,7 @@ def fetch_documents(
 ) -> tuple[list[Document] | None, SourceState]:
     """Fetch a source's documents; None means the server said nothing changed (304)."""
     if not source.is_url:
-        return load_local(source), state
+        return load_local(source, (fetcher.limits if fetcher else FetchLimits()).max_bytes), state
     validators = Validators(etag=state.etag, last_modified=state.last_modified)
     if fetcher is None:
         with Fetcher(user_agent=user_agent(__version__, contact_url)) as own:

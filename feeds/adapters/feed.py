@@ -94,7 +94,10 @@ class ExistingFeed:
             raise SourceError(source.name, f"cannot use the feed adapter: {listed}")
         if not doc.content.strip():
             raise SourceError(source.name, f"{doc.url}: the feed is empty")
-        parsed = _feedparser(doc)
+        try:
+            parsed = _feedparser(doc)
+        except UnicodeDecodeError as exc:  # feedparser decodes an XML declaration's encoding label strictly
+            raise SourceError(source.name, f"{doc.url}: not a readable feed ({exc})") from exc
         raw_entries: list[Any] = list(parsed.get("entries", []))
         if not raw_entries:
             if parsed.get("bozo"):
