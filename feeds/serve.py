@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import signal
 import socket
 import stat
 import threading
@@ -557,11 +558,17 @@ class _Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        if self._install_signal_handlers:
-            with super().capture_signals():
-                yield
-        else:
+        if not self._install_signal_handlers or threading.current_thread() is not threading.main_thread():
             yield
+            return
+        # Like uvicorn's, but a SIGTERM or SIGINT that stopped us gracefully is not raised again
+        # afterwards: `feeds serve` then exits 0, as `feeds run` does, instead of dying by the signal.
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def make_server(

@@ -334,3 +334,41 @@ def test_max_age_callable_sees_relative_paths(site: Site) -> None:
         for path in ("/", "/news.atom", "/sub/", "/archive/news/1.atom"):
             c.get(path)
     assert seen == ["index.html", "news.atom", "sub/index.html"]  # a full archive page is immutable, never asked
+
+
+def test_feeds_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "index.html").write_text("<!doctype html><title>t</title>")
+    (tmp_path / "config.toml").write_text(
+        '[site]\ntitle = "T"\nbase_url = "http://127.0.0.1/"\n'
+        '[[sources]]\nname = "s"\nadapter = "listing"\nlocation = "s.txt"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feeds", "serve", "--config", str(tmp_path / "config.toml"), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "feeds serve did not start"
+                time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
