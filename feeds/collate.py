@@ -182,7 +182,8 @@ def paginate(
     entry never shifts an older page; pages frozen in earlier passes keep exactly their entries.
     A page becomes final only once a newer page exists, so every link a final page holds
     (current, prev-archive, next-archive) already resolves. An archived entry edited after its
-    page froze shows up in the current document too, as RFC 5005 lets the newer document win.
+    page froze shows up in the current document too, as RFC 5005 lets the newer document win
+    (the `size` most recently edited, so the current document holds at most twice `size`).
     """
     by_id = {e.id: e for e in entries}
     archived = {i for ids, _ in frozen for i in ids}
@@ -199,7 +200,9 @@ def paginate(
     pages += [[by_id[i] for i in ids] for ids in to_freeze]
     if overflow:
         pages.append(overflow)
-    corrections = [by_id[i] for ids, at in frozen for i in ids if i in by_id and by_id[i].updated > at]
+    # The newest `size` corrections at most, so the current document stays bounded.
+    edited = (by_id[i] for ids, at in frozen for i in ids if i in by_id and by_id[i].updated > at)
+    corrections = sorted(edited, key=lambda e: (e.updated, e.id), reverse=True)[:size]
     return Paged(
         current=order([*current, *corrections], len(by_id)),
         pages=[order(page, size) for page in pages],

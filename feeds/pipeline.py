@@ -172,6 +172,9 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
         store.put_source(replace(state, last_success=now.isoformat()))
         return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
     entries, errors = parse_documents(source, docs)
+    # Output pending until publish_all completes: should this pass die before that (killed, a full disk),
+    # the next one must not find the source unchanged and skip publishing what it recorded.
+    store.put_fingerprints({_SETTINGS: ""}, now)
     store.save_items(source.name, entries, now)
     error = "\n".join(errors)
     count = len(entries) if entries or not errors else state.entries  # its old entries stay published
@@ -313,8 +316,19 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     written = publish.write_files(site.output, tracked())
     for name, report in pending.items():
         reports.append(replace(report, written=name in written))
+    fingerprints[_SETTINGS] = settings_fingerprint(config)
     store.put_fingerprints({n: f for n, f in fingerprints.items() if known.get(n) != f}, now)
     return reports
+
+
+def settings_fingerprint(config: Config) -> str:
+    """What the configuration last published with; "" in the store while a publish is pending."""
+    return _fingerprint(__version__, config.site, config.categories, config.sources)
+
+
+def publish_pending(store: Store, config: Config) -> bool:
+    """Whether output/ lags the store: a pass recorded entries and died before publishing them."""
+    return store.fingerprints().get(_SETTINGS) != settings_fingerprint(config)
 
 
 _RENDERERS = (("atom", render.render_atom), ("rss", render.render_rss), ("json", render.render_json))
@@ -388,17 +402,16 @@ def _page_entry(entry: Entry) -> publish.PageEntry:
 def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader | None = None) -> BuildReport:
     """Refresh the sources (all, or those named) and publish every feed whose content changed."""
     report = BuildReport()
+    publish.remove_stale_temps(config.site.output, now.timestamp() - publish.STALE_TEMP_SECONDS)
     with open_store(config) as store, _fetcher(config) as fetcher:
         for source in config.sources:
             if only and source.name not in only:
                 continue
             report.sources.append(refresh(store, source, now, load or _loader(fetcher)))
-        settings = _fingerprint(__version__, config.site, config.categories, config.sources)
         quiet = all(s.unchanged for s in report.sources)
-        if quiet and store.fingerprints().get(_SETTINGS) == settings and (config.site.output / "index.html").exists():
+        if quiet and not publish_pending(store, config) and (config.site.output / "index.html").exists():
             return report  # nothing a reader could see has changed: leave every file alone
         report.files = publish_all(store, config, now)
-        store.put_fingerprints({_SETTINGS: settings}, now)
     return report
 
 

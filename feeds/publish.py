@@ -51,7 +51,8 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
             path = root / write.name
             gz = path.with_name(path.name + ".gz")
             if _holds(path, write.data):
-                if write.gzip and not gz.exists():
+                # A pass killed between the two renames leaves a newer .gz beside the old file: compare, not exists().
+                if write.gzip and not _holds(gz, _compress(write.data)):
                     staged.append((_stage(gz, _compress(write.data), write.durable), gz))
                 continue
             tmp = _stage(path, write.data, write.durable)
@@ -79,6 +80,20 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
         )
         raise PublishError(str(where), f"cannot write ({exc.strerror}); previous files are intact; {hint}") from exc
     return written
+
+
+STALE_TEMP_SECONDS = 15 * 60  # far longer than any pass holds a temp file; younger ones may be a live writer's
+
+
+def remove_stale_temps(root: Path, older_than: float) -> int:
+    """Delete the hidden temp files a killed writer left under root, last modified before `older_than`."""
+    removed = 0
+    for path in root.rglob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.lstat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def write_atomic(path: Path, data: bytes) -> bool:

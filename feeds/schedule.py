@@ -303,7 +303,7 @@ class Daemon:
             now = self.clock()
             report = pipeline.refresh(self._store, source, now, prefetched)
             self._note_fetch(report, now, time.perf_counter() - started)
-            if not report.unchanged:
+            if not report.unchanged or pipeline.publish_pending(self._store, self.config):
                 self._publish(now)
             failures = self._store.source(name).failures
         if report.failed:

@@ -189,13 +189,19 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (a full disk does): a second ROLLBACK would hide why.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            hint = "free space, then build again" if "full" in str(exc) else "check the state directory"
+            raise StoreError(str(self.path), f"cannot write the state database ({exc}); {hint}") from exc
 
     # -- source items: what each source said, kept after it falls off the page --------------
 

@@ -199,7 +199,7 @@ class CrashRun:
     phases: dict[str, int]
     gz_ahead: int = 0
     leftovers: list[Path] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)  # kills after which the next build published old content
+    stale: list[str] = field(default_factory=list)  # kills after which the next build left old content
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,8 @@ def crash_run(tmp_path_factory: pytest.TempPathFactory) -> CrashRun:
         build_ok(config)
         if feed_entries(out) != reference[version]:
             run.stale.append(f"kill {kill} after {delay:.3f}s")
-        assert check_output(out, checked)[1] == 0, "a .gz differs from its file after a successful build"
+        if check_output(out, checked)[1]:
+            run.stale.append(f"kill {kill} after {delay:.3f}s: a .gz still differs from its file")
         check_store(db)
 
     print(
@@ -284,18 +285,10 @@ def test_killed_builds_leave_complete_files_and_a_sound_store(crash_run: CrashRu
     assert all(is_temp(p) for p in crash_run.leftovers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.build skips publishing when a killed pass already recorded the sources' new doc_hash",
-)
 def test_the_build_after_a_kill_publishes_the_current_sources(crash_run: CrashRun) -> None:
     assert crash_run.stale == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish.write_files never removes the .*.tmp files a killed build leaves: they accumulate",
-)
 def test_a_build_removes_stale_temp_files(tmp_path: Path) -> None:
     config = make_site(tmp_path)
     write_sources(tmp_path, "a", count=5)
@@ -311,10 +304,6 @@ def test_a_build_removes_stale_temp_files(tmp_path: Path) -> None:
     assert [p for p in stale if p.exists()] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publish.write_files keeps a .gz that no longer matches its file when the file's bytes are unchanged",
-)
 def test_a_build_repairs_a_gz_left_ahead_of_its_file(tmp_path: Path) -> None:
     config = make_site(tmp_path)
     write_sources(tmp_path, "a", count=5)
@@ -423,10 +412,6 @@ def test_full_output_disk_keeps_previous_files(starved_output: Starved) -> None:
     assert contents(out) == starved_output.before  # same files, same bytes, no temp file left behind
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.build skips publishing when a failed pass already recorded the sources' new doc_hash",
-)
 def test_the_build_after_a_full_disk_publishes_the_current_sources(starved_output: Starved) -> None:
     build_ok(starved_output.config)
     entries = feed_entries(starved_output.out)["all.atom"]
@@ -435,10 +420,6 @@ def test_the_build_after_a_full_disk_publishes_the_current_sources(starved_outpu
     assert all("Version b" in summary for _id, _title, summary in entries)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.py lets sqlite3.OperationalError (database or disk is full) escape as a traceback",
-)
 def test_full_state_disk_is_reported(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> None:
     out = tmpfs(tmp_path / "output", "32m")
     state = tmpfs(tmp_path / "state", "4m")
