@@ -96,7 +96,9 @@ class ExistingFeed:
             raise SourceError(source.name, f"{doc.url}: the feed is empty")
         try:
             parsed = _feedparser(doc)
-        except UnicodeDecodeError as exc:  # feedparser decodes an XML declaration's encoding label strictly
+        except (UnicodeDecodeError, LookupError, ValueError) as exc:
+            # feedparser looks up an XML declaration's encoding label as given: undecodable bytes, an
+            # unknown name or a NUL in it escape from its codec lookup.
             raise SourceError(source.name, f"{doc.url}: not a readable feed ({exc})") from exc
         raw_entries: list[Any] = list(parsed.get("entries", []))
         if not raw_entries:
