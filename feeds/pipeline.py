@@ -243,6 +243,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     categories = collate.category_list(by_slug, config.categories)
     ttl = poll_seconds(config) // 60
     known = store.fingerprints()
+    shared = render.Shared()  # an entry is in its category's feed, in `all`, maybe in archives: render it once
     fingerprints: dict[str, str] = {}
     reports: list[FileReport] = []
     links: list[publish.FeedLink] = []
@@ -273,7 +274,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                 name = f"{category.slug}.{ext}"
                 report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
                 if due(name, fingerprint):
-                    yield publish.Write(name, renderer(meta, entries)), report
+                    yield publish.Write(name, renderer(meta, entries, shared)), report
                 else:
                     reports.append(report)
             page = f"{category.slug}.html"
@@ -291,14 +292,16 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                     ),
                     FileReport(path=page, entries=len(entries)),
                 )
-            yield from _archive_writes(config, category, paged, ttl, due, key)
+            yield from _archive_writes(config, category, paged, ttl, due, key, shared)
 
         for item in stamped:
             entry = item.entry
             if entry.link.startswith(site.base_url + "entries/"):
                 name = entry.link[len(site.base_url) :]
                 if due(name, _fingerprint(__version__, site.title, site.language, key(entry))):
-                    page_bytes = render.render_entry_page(entry, site_title=site.title, language=site.language)
+                    page_bytes = render.render_entry_page(
+                        entry, site_title=site.title, language=site.language, shared=shared
+                    )
                     yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
 
         index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
@@ -341,6 +344,7 @@ def _archive_writes(
     ttl: int,
     due: Callable[[str, str], bool],
     key: Callable[[Entry], tuple[object, ...]],
+    shared: render.Shared,
 ) -> Iterator[tuple[publish.Write, FileReport]]:
     """The archive documents of one category: archive/<slug>/<n>.atom and .rss, linked both ways."""
     last = len(paged.pages)
@@ -358,7 +362,7 @@ def _archive_writes(
         for ext, renderer in _RENDERERS[:2]:
             name = f"{stem}.{ext}"
             if due(name, fingerprint):
-                yield publish.Write(name, renderer(meta, entries)), FileReport(path=name, entries=len(entries))
+                yield publish.Write(name, renderer(meta, entries, shared)), FileReport(path=name, entries=len(entries))
 
 
 def _meta(

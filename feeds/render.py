@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import re
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple, Protocol, cast
 
 import lxml.etree  # type: ignore[import-untyped, unused-ignore]
 import lxml.html  # type: ignore[import-untyped, unused-ignore]
+from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
 from feeds import __version__
@@ -198,7 +200,7 @@ class _FgFeed(Protocol):
     def language(self, language: str) -> object: ...
     def generator(self, generator: str, *, version: str | None = None) -> object: ...
     def ttl(self, ttl: int) -> object: ...
-    def add_entry(self, *, order: str) -> _FgEntry: ...
+    def add_entry(self, feedEntry: _FgEntry | None = None, *, order: str) -> _FgEntry: ...
     def register_extension(
         self, namespace: str, feed_class: type[object], entry_class: type[object], *, atom: bool, rss: bool
     ) -> object: ...
@@ -277,6 +279,69 @@ class _EntryExt:
         return item
 
 
+class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen is untyped
+    """A feedgen entry that builds its XML element once for all the feeds it appears in.
+
+    An entry sits in its category's feed, in `all`, and perhaps in an archive page: building its
+    element again for each cost as much as the rest of the pass's rendering. Each feed gets its own
+    copy, so no tree ever loses an element to another.
+    """
+
+    def __init__(self, *, atom: bool) -> None:
+        super().__init__()
+        # As a generator would on add_entry (which then finds it loaded and leaves it): fill needs it first.
+        self.register_extension(_EXT, _EntryExt, atom=atom, rss=not atom)
+        self._atom: Any = None
+        self._rss: Any = None
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        if self._atom is None:
+            self._atom = super().atom_entry(extensions)
+        return copy.copy(self._atom)
+
+    def rss_entry(self, extensions: bool = True) -> Any:
+        if self._rss is None:
+            self._rss = super().rss_entry(extensions)
+        return copy.copy(self._rss)
+
+
+class Shared:
+    """What rendering one entry yields, kept for every feed of a pass that shows it.
+
+    Pass one to each render_* call of a pass; a new pass needs a new one, since entries change
+    between passes. Without one, every call renders its entries afresh.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, _Item] = {}
+        self._entries: dict[tuple[str, str, int], _FgEntry] = {}
+        self._json: dict[int, str] = {}
+
+    def item(self, entry: Entry) -> _Item:
+        # Keyed by identity: a pass hands the same Entry object to every feed it is in, and
+        # hashing a whole entry by value cost more than cleaning it again. The item keeps the
+        # entry alive, so its identity cannot be reused for another while the cache lives.
+        item = self._items.get(id(entry))
+        if item is None or item.entry is not entry:
+            item = self._items[id(entry)] = _item(entry)
+        return item
+
+    def entry(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> _FgEntry:
+        key = (fmt, base_url, id(item.entry))
+        fe = self._entries.get(key)
+        if fe is None:
+            fe = cast(_FgEntry, _SharedEntry(atom=fmt == "atom"))
+            fill(fe, item)  # before caching: an entry that fails to fill fails in every feed
+            self._entries[key] = fe
+        return fe
+
+    def json_item(self, item: _Item) -> str:
+        text = self._json.get(id(item.entry))
+        if text is None:
+            text = self._json[id(item.entry)] = _compact(_json_item(item))
+        return text
+
+
 def _generator(*, atom: bool) -> _FgFeed:
     gen: _FgFeed = FeedGenerator()
     gen.register_extension(_EXT, _FeedExt, _EntryExt, atom=atom, rss=not atom)
@@ -306,15 +371,22 @@ def _person_dicts(people: tuple[_Person, ...]) -> list[dict[str, str]]:
 
 
 def _add_entries(
-    gen: _FgFeed, items: Sequence[_Item], where: str, fill: Callable[[_FgEntry, _Item], None]
+    gen: _FgFeed,
+    entries: Sequence[Entry],
+    where: str,
+    fill: Callable[[_FgEntry, _Item], None],
+    shared: Shared,
+    fmt: str,
+    base_url: str,
 ) -> list[tuple[_Item, _FgEntry]]:
     added = []
-    for item in items:
-        fe = gen.add_entry(order="append")  # the caller sorted them; feedgen would prepend
+    for entry in entries:
+        item = shared.item(entry)
         try:
-            fill(fe, item)
+            fe = shared.entry(fmt, base_url, item, fill)
         except (ValueError, TypeError) as exc:
             raise RenderError(where, f"entry {item.entry.id}: {exc}") from exc
+        gen.add_entry(fe, order="append")  # the caller sorted them; feedgen would prepend
         added.append((item, fe))
     return added
 
@@ -337,7 +409,7 @@ def _serialize(
 # --- Atom -----------------------------------------------------------------------------------------
 
 
-def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An Atom 1.0 document of `entries`, in the given order."""
     where = f"{meta.slug}.atom"
     gen = _generator(atom=True)
@@ -386,14 +458,14 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
         if item.enclosures:
             _entry_ext(fe).enclosures = item.enclosures
 
-    added = _add_entries(gen, [_item(e) for e in entries], where, fill)
+    added = _add_entries(gen, entries, where, fill, shared or Shared(), "atom", meta.base_url)
     return _serialize(where, added, lambda: gen.atom_str(pretty=True), lambda fe: fe.atom_entry())
 
 
 # --- RSS ------------------------------------------------------------------------------------------
 
 
-def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
     where = f"{meta.slug}.rss"
     gen = _generator(atom=False)
@@ -440,7 +512,7 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
             ext.creators = tuple(p.name for p in item.authors)
             ext.contributors = tuple(p.name for p in item.contributors)
 
-    added = _add_entries(gen, [_item(e) for e in entries], where, fill)
+    added = _add_entries(gen, entries, where, fill, shared or Shared(), "rss", meta.base_url)
     with _RSS_LOCK:
         return _serialize(where, added, lambda: gen.rss_str(pretty=True), lambda fe: fe.rss_entry())
 
@@ -490,7 +562,7 @@ def _json_item(item: _Item) -> dict[str, object]:
     return out
 
 
-def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
+def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """A JSON Feed 1.1 document of `entries`, in the given order."""
     title = clean(meta.title).strip() or meta.slug
     feed: dict[str, object] = {
@@ -509,7 +581,8 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     # One member, and one item, a line: json's indent= switches to its pure-Python encoder, which
     # took longer than everything else in the JSON Feed. Key order is fixed above, so bytes are too.
     lines = [f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()]
-    items = ",\n".join(f"    {_compact(_json_item(_item(e)))}" for e in entries)
+    shared = shared or Shared()
+    items = ",\n".join(f"    {shared.json_item(shared.item(e))}" for e in entries)
     lines.append(f'  "items": [\n{items}\n  ]' if items else '  "items": []')
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
@@ -548,11 +621,11 @@ def _markup(fragment: str) -> str:
     return "".join(_esc(p) if isinstance(p, str) else lxml.html.tostring(p, encoding="unicode") for p in parts)
 
 
-def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
+def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: Shared | None = None) -> bytes:
     """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
     # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
     # for a site of listing items (one page each) cost more than rendering all its feeds.
-    item = _item(entry)
+    item = shared.item(entry) if shared else _item(entry)
     site = _esc(clean(site_title).strip())
     lang = _esc(clean(language).strip())
     title = _esc(item.title)
@@ -573,7 +646,8 @@ def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
         out.append(_names(item.authors, "authors"))
     if item.contributors:
         out.append(_names(item.contributors, "contributors"))
-    if item.summary:
+    # A listing item's content is its summary as a paragraph: say it once.
+    if item.summary and html.escape(item.summary, quote=False) not in item.content_html:
         out.append(f'<p class="summary">{_esc(item.summary)}</p>\n')
     if item.content_html:
         out.append(f'<div class="content">{_markup(item.content_html)}</div>\n')

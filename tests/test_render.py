@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.render import FeedMeta, clean, render_atom, render_entry_page, render_json, render_rss
+from feeds.render import FeedMeta, Shared, clean, render_atom, render_entry_page, render_json, render_rss
 
 BASE = "https://feeds.example.org/"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -329,6 +329,27 @@ def test_same_input_same_bytes() -> None:
     assert first == second
 
 
+def test_entries_rendered_once_for_several_feeds_give_the_same_bytes() -> None:
+    """A pass renders each entry once and lends it to every feed it is in; no feed can tell."""
+    shared = Shared()
+    everything = FeedMeta(**{**_fields(META), "slug": "all", "title": "Everything"})
+    news = [ENTRIES[0], ENTRIES[2]]
+    for _ in range(2):  # the second round is served wholly from what the first one built
+        for meta, entries in ((META, ENTRIES), (everything, ENTRIES[::-1]), (META, news)):
+            for render in (render_atom, render_rss, render_json):
+                assert render(meta, entries, shared) == render(meta, entries)
+
+
+def test_a_shared_rendering_follows_the_feeds_base_url() -> None:
+    shared = Shared()
+    other = FeedMeta(**{**_fields(META), "base_url": "https://mirror.example.net/"})
+    render_atom(META, ENTRIES, shared)
+    schemes = {
+        c.get("scheme") for c in lxml.etree.fromstring(render_atom(other, ENTRIES, shared)).iter(f"{ATOM}category")
+    }
+    assert schemes == {"https://mirror.example.net/"}
+
+
 def _digests() -> list[str]:
     return [hashlib.sha256(render(META, ENTRIES)).hexdigest() for render in (render_atom, render_rss, render_json)]
 
@@ -461,6 +482,18 @@ def test_entry_page_escapes_text_and_keeps_content_markup() -> None:
     assert doc.find("body/article/div[@class='content']") is content
 
 
+def test_entry_page_says_a_summary_once_when_the_content_repeats_it() -> None:
+    summary = "Members pooled savings & opened a <shop>."
+    entry = Entry(
+        id="tag:feeds.example.org,2021:y", title="Y", link=BASE + "entries/y.html",
+        published=datetime(2021, 7, 22, tzinfo=UTC), updated=datetime(2021, 7, 22, tzinfo=UTC), source="news",
+        summary=summary, content_html="<p>Members pooled savings &amp; opened a &lt;shop&gt;.</p>",
+    )  # fmt: skip
+    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="S", language="en"))
+    assert doc.find(".//p[@class='summary']") is None
+    assert doc.findtext(".//div[@class='content']/p") == summary
+
+
 # --- failures and arbitrary text ------------------------------------------------------------------
 
 
@@ -469,11 +502,13 @@ def test_an_entry_that_cannot_render_names_itself() -> None:
         id="tag:x,2020:no-link", title="t", link="", published=ENTRIES[2].published,
         updated=ENTRIES[2].updated, source="s",
     )  # fmt: skip
+    shared = Shared()
     for render, ext in ((render_atom, "atom"), (render_rss, "rss")):
-        with pytest.raises(RenderError) as caught:
-            render(META, (*ENTRIES, bad))
-        assert caught.value.where == f"news.{ext}"
-        assert "entry tag:x,2020:no-link" in caught.value.what
+        for _ in range(2):  # a shared rendering does not remember a failure as a success
+            with pytest.raises(RenderError) as caught:
+                render(META, (*ENTRIES, bad), shared)
+            assert caught.value.where == f"news.{ext}"
+            assert "entry tag:x,2020:no-link" in caught.value.what
 
 
 def test_clean_keeps_every_legal_character() -> None:
