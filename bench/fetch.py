@@ -1,6 +1,6 @@
 """Poll 1,000 sources on a local server: a first cycle, then one where every source answers 304.
 
-Run from the repository root:  python bench/fetch.py [--sources 1000] [--hosts 50] [--workers 16] [--latency 0]
+Run from the repository root:  python bench/fetch.py [--sources 1000] [--hosts 50] [--latency 0]
 
 A uvicorn app in a subprocess serves one small document per source (RSS 2.0 for even sources, a
 plain-text listing for odd ones; five items each), with an ETag and a Last-Modified, answering 304 to
@@ -10,10 +10,10 @@ it sends; `--latency` makes it wait that many ms before each answer, as a distan
 Each client mode runs in a fresh subprocess with a fresh state directory, so its peak RSS
 is its own:
 
-- sequential: `pipeline.build` as `feeds build` runs it, one source after another;
-- concurrent: a prototype, not in the pipeline: every source fetched first by `--workers` threads
-  through `pipeline.fetch_documents` on one shared `Fetcher`, then `pipeline.build` with a loader
-  that hands each source its prefetched result (parsing, the store and publishing stay as they are).
+- pipeline: `pipeline.build` as `feeds build` runs it, fetching `pipeline.FETCHING` sources at once
+  (at most `per_host` per port) a little ahead of the one it parses;
+- one at a time: `pipeline.build` with a loader that fetches each source when its turn comes, for
+  comparison (the time spent fetching is measured apart in this mode).
 
 Goal: the all-304 cycle takes <= 20% of the first one, and no body byte is sent in it.
 """
@@ -31,8 +31,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 from pathlib import Path
@@ -42,7 +40,6 @@ import httpx
 
 from feeds import __version__, pipeline
 from feeds.config import Config, SourceConfig, load
-from feeds.errors import SourceError
 from feeds.fetch import Fetcher, user_agent
 from feeds.model import Document
 from feeds.store import SourceState
@@ -52,6 +49,7 @@ TYPES = ("News", "Publication", "Spotlight Interviews with Co-operators")
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October")
 LAST_MODIFIED = formatdate(datetime(2026, 11, 1, tzinfo=UTC).timestamp(), usegmt=True)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MODES = ("pipeline", "one at a time")
 
 
 # --- the server (a subprocess) --------------------------------------------------------------------
@@ -186,43 +184,16 @@ def timed_loader(fetcher: Fetcher, spent: list[float]) -> pipeline.Loader:
     return load
 
 
-def prefetched_loader(config: Config, fetcher: Fetcher, workers: int, spent: list[float]) -> pipeline.Loader:
-    """Fetch every source at once, then hand out the results in the pipeline's own order."""
-    with pipeline.open_store(config) as store:  # one thread at a time for the store: read states up front
-        states = {s.name: store.source(s.name) for s in config.sources}
-    todo = [s for s in config.sources if not (states[s.name].gone and s.is_url)]
-
-    def fetch(source: SourceConfig) -> tuple[list[Document] | None, SourceState] | SourceError:
-        try:
-            return pipeline.fetch_documents(source, states[source.name], fetcher)
-        except SourceError as exc:
-            return exc
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = dict(zip((s.name for s in todo), pool.map(fetch, todo), strict=True))
-    spent[0] += time.perf_counter() - started
-
-    def load(source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
-        result = results[source.name]
-        if isinstance(result, SourceError):
-            raise result
-        docs, fetched = result
-        return docs, replace(state, etag=fetched.etag, last_modified=fetched.last_modified, redirect=fetched.redirect)
-
-    return load
-
-
-def cycle(config: Config, now: datetime, mode: str, workers: int, stats_port: int) -> dict[str, Any]:
+def cycle(config: Config, now: datetime, mode: str, stats_port: int) -> dict[str, Any]:
     before = server_stats(stats_port)
     spent = [0.0]
     started = time.perf_counter()
     with Fetcher(user_agent=user_agent(__version__, "")) as fetcher:
-        if mode == "sequential":
-            load = timed_loader(fetcher, spent)
+        if mode == "one at a time":
+            report = pipeline.build(config, now, load=timed_loader(fetcher, spent))
         else:
-            load = prefetched_loader(config, fetcher, workers, spent)
-        report = pipeline.build(config, now, load=load)
+            report = pipeline.build(config, now, fetcher=fetcher)
+            spent[0] = float("nan")  # overlapped with parsing: not separable
     wall = time.perf_counter() - started
     after = server_stats(stats_port)
     failed = [s.error for s in report.sources if s.failed]
@@ -240,12 +211,12 @@ def cycle(config: Config, now: datetime, mode: str, workers: int, stats_port: in
     }
 
 
-def client(mode: str, ports: list[int], sources: int, workers: int) -> None:
+def client(mode: str, ports: list[int], sources: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = load(write_config(Path(tmp), ports, sources))
         base = peak_mib()
-        first = cycle(config, NOW, mode, workers, ports[0])
-        second = cycle(config, NOW + timedelta(minutes=15), mode, workers, ports[0])
+        first = cycle(config, NOW, mode, ports[0])
+        second = cycle(config, NOW + timedelta(minutes=15), mode, ports[0])
     print(json.dumps({"base_mib": base, "first": first, "second": second}), flush=True)
 
 
@@ -254,7 +225,7 @@ def client(mode: str, ports: list[int], sources: int, workers: int) -> None:
 
 def run_client(mode: str, ports: list[int], args: argparse.Namespace) -> dict[str, Any]:
     command = [sys.executable, __file__, "--client", mode, "--ports", json.dumps(ports)]
-    command += ["--sources", str(args.sources), "--workers", str(args.workers)]
+    command += ["--sources", str(args.sources)]
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -281,17 +252,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--hosts", type=int, default=50, help="loopback ports the sources are spread over")
-    parser.add_argument("--workers", type=int, default=16, help="threads of the concurrent prototype")
     parser.add_argument("--latency", type=float, default=0, help="ms the server waits before each answer")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--client", choices=("sequential", "concurrent"), help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.sources, args.hosts, args.latency / 1000)
         return
     if args.client:
-        client(args.client, json.loads(args.ports), args.sources, args.workers)
+        client(args.client, json.loads(args.ports), args.sources)
         return
 
     serve_args = ["--sources", str(args.sources), "--hosts", str(args.hosts), "--latency", str(args.latency)]
@@ -312,10 +282,9 @@ def main() -> None:
                 time.sleep(0.05)
         print(
             f"{args.sources} sources ({ITEMS} items each; half RSS, half plain-text listings) on {len(ports)} "
-            f"loopback ports, {args.latency:g} ms server latency; the pipeline fetches one source at a time, "
-            f"the prototype {args.workers} at a time"
+            f"loopback ports, {args.latency:g} ms server latency; the pipeline fetches {pipeline.FETCHING} at a time"
         )
-        results = {mode: run_client(mode, ports, args) for mode in ("sequential", "concurrent")}
+        results = {mode: run_client(mode, ports, args) for mode in MODES}
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -323,12 +292,10 @@ def main() -> None:
             server.stdout.close()
     for mode, result in results.items():
         report(mode, result, args.sources)
-    seq, con = results["sequential"]["first"], results["concurrent"]["first"]
+    one, ours = results["one at a time"], results["pipeline"]
     print(
-        f"\nconcurrent prefetch: first cycle {seq['wall']:.2f} s -> {con['wall']:.2f} s "
-        f"({seq['wall'] / con['wall']:.1f}x); fetching {seq['fetch']:.2f} s -> {con['fetch']:.2f} s "
-        f"({seq['fetch'] / con['fetch']:.1f}x); all-304 cycle {results['sequential']['second']['wall']:.2f} s -> "
-        f"{results['concurrent']['second']['wall']:.2f} s"
+        f"\npipeline / one at a time: first cycle {ours['first']['wall'] / one['first']['wall']:.2f}, "
+        f"all-304 cycle {ours['second']['wall'] / one['second']['wall']:.2f}"
     )
 
 

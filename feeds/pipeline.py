@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -403,15 +405,26 @@ def _page_entry(entry: Entry) -> publish.PageEntry:
     )
 
 
-def build(config: Config, now: datetime, *, only: Sequence[str] = (), load: Loader | None = None) -> BuildReport:
-    """Refresh the sources (all, or those named) and publish every feed whose content changed."""
+def build(
+    config: Config,
+    now: datetime,
+    *,
+    only: Sequence[str] = (),
+    load: Loader | None = None,
+    fetcher: Fetcher | None = None,
+) -> BuildReport:
+    """Refresh the sources (all, or those named) and publish every feed whose content changed.
+
+    Sources are read with `load` when given, one after another; otherwise fetched several at once
+    with `fetcher` (a client of its own for this pass when None).
+    """
     report = BuildReport()
     publish.remove_stale_temps(config.site.output, now.timestamp() - publish.STALE_TEMP_SECONDS)
-    with open_store(config) as store, _fetcher(config) as fetcher:
-        for source in config.sources:
-            if only and source.name not in only:
-                continue
-            report.sources.append(refresh(store, source, now, load or _loader(fetcher)))
+    chosen = [s for s in config.sources if not only or s.name in only]
+    with open_store(config) as store, contextlib.nullcontext(fetcher) if fetcher else _fetcher(config) as client:
+        with _Ahead(store, chosen if load is None else (), client) as ahead:
+            for source in chosen:
+                report.sources.append(refresh(store, source, now, load or ahead.load))
         quiet = all(s.unchanged for s in report.sources)
         if quiet and not publish_pending(store, config) and (config.site.output / "index.html").exists():
             return report  # nothing a reader could see has changed: leave every file alone
@@ -423,9 +436,47 @@ def _fetcher(config: Config) -> Fetcher:
     return Fetcher(user_agent=user_agent(__version__, config.site.contact_url))
 
 
-def _loader(fetcher: Fetcher) -> Loader:
-    """One client for every source of a pass, so per-host limits and connections are shared."""
-    return lambda source, state: fetch_documents(source, state, fetcher)
+FETCHING = 32  # URL sources fetched at once in a pass; each host still gets at most per_host of them
+
+
+class _Ahead:
+    """Fetches a pass's URL sources on threads, a few ahead of the one being parsed.
+
+    Waiting on servers one after another would make a pass as slow as the sum of their latencies.
+    Parsing, the store and publishing stay in the caller's thread and in config order, so a pass
+    records what it would record fetching one source at a time; only the waiting overlaps. At most
+    twice `workers` fetched documents wait in memory, whatever the number of sources. One client
+    serves every thread, so the per-host limit and kept-alive connections are shared.
+    """
+
+    def __init__(self, store: Store, sources: Sequence[SourceConfig], fetcher: Fetcher, workers: int = FETCHING):
+        self._fetcher = fetcher
+        # Read here, in the store's own thread; a gone source is not fetched at all (refresh says why).
+        self._queue = [(s, store.source(s.name)) for s in sources if s.is_url]
+        self._queue = [(s, state) for s, state in self._queue if not state.gone][::-1]
+        self._window = 2 * workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feeds-fetch")
+        self._pending: dict[str, Future[tuple[list[Document] | None, SourceState]]] = {}
+        self._fill()
+
+    def __enter__(self) -> _Ahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _fill(self) -> None:
+        while self._queue and len(self._pending) < self._window:
+            source, state = self._queue.pop()
+            self._pending[source.name] = self._pool.submit(fetch_documents, source, state, self._fetcher)
+
+    def load(self, source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
+        future = self._pending.pop(source.name, None)
+        if future is None:  # a local file: read in turn
+            return fetch_documents(source, state, self._fetcher)
+        self._fill()
+        docs, fetched = future.result()  # a SourceError raised on the thread is raised here, for refresh
+        return docs, replace(state, etag=fetched.etag, last_modified=fetched.last_modified, redirect=fetched.redirect)
 
 
 def check(config: Config) -> list[SourceReport]:

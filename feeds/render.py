@@ -187,6 +187,9 @@ class _FgEntry(Protocol):
     def content(self, content: str, *, type: str) -> object: ...
     def atom_entry(self) -> object: ...
     def rss_entry(self) -> object: ...
+    def register_extension(
+        self, namespace: str, extension_class_entry: type[object], *, atom: bool, rss: bool
+    ) -> object: ...
 
 
 class _FgFeed(Protocol):
@@ -200,7 +203,7 @@ class _FgFeed(Protocol):
     def language(self, language: str) -> object: ...
     def generator(self, generator: str, *, version: str | None = None) -> object: ...
     def ttl(self, ttl: int) -> object: ...
-    def add_entry(self, feedEntry: _FgEntry | None = None, *, order: str) -> _FgEntry: ...
+    def add_entry(self, feedEntry: _Built, *, order: str) -> object: ...
     def register_extension(
         self, namespace: str, feed_class: type[object], entry_class: type[object], *, atom: bool, rss: bool
     ) -> object: ...
@@ -279,30 +282,32 @@ class _EntryExt:
         return item
 
 
-class _SharedEntry(FeedEntry):  # type: ignore[misc]  # feedgen is untyped
-    """A feedgen entry that builds its XML element once for all the feeds it appears in.
+class _Built:
+    """A feedgen entry already built into its XML element, handed to feed generators in its place.
 
-    An entry sits in its category's feed, in `all`, and perhaps in an archive page: building its
-    element again for each cost as much as the rest of the pass's rendering. Each feed gets its own
-    copy, so no tree ever loses an element to another.
+    An entry sits in its category's feed, in `all`, perhaps in an archive page: building it again
+    for each cost as much as the rest of a pass's rendering. FeedGenerator.add_entry only offers
+    an entry the generator's extensions (ImportError: "already loaded") and _create_atom /
+    _create_rss only ask it for its element, so the element is all it needs to keep. Each feed
+    gets a copy, so no tree loses an element to another.
     """
 
-    def __init__(self, *, atom: bool) -> None:
-        super().__init__()
-        # As a generator would on add_entry (which then finds it loaded and leaves it): fill needs it first.
-        self.register_extension(_EXT, _EntryExt, atom=atom, rss=not atom)
-        self._atom: Any = None
-        self._rss: Any = None
+    __slots__ = ("_element",)
+
+    def __init__(self, element: Any) -> None:
+        self._element = element
+
+    def register_extension(self, *_args: object, **_kwargs: object) -> None:
+        raise ImportError("built already, with its extensions")
+
+    def element(self) -> Any:
+        return copy.copy(self._element)
 
     def atom_entry(self, extensions: bool = True) -> Any:
-        if self._atom is None:
-            self._atom = super().atom_entry(extensions)
-        return copy.copy(self._atom)
+        return self.element()
 
     def rss_entry(self, extensions: bool = True) -> Any:
-        if self._rss is None:
-            self._rss = super().rss_entry(extensions)
-        return copy.copy(self._rss)
+        return self.element()
 
 
 class Shared:
@@ -314,7 +319,7 @@ class Shared:
 
     def __init__(self) -> None:
         self._items: dict[int, _Item] = {}
-        self._entries: dict[tuple[str, str, int], _FgEntry] = {}
+        self._built: dict[tuple[str, str, int], _Built] = {}
         self._json: dict[int, str] = {}
 
     def item(self, entry: Entry) -> _Item:
@@ -326,14 +331,21 @@ class Shared:
             item = self._items[id(entry)] = _item(entry)
         return item
 
-    def entry(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> _FgEntry:
+    def built(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> _Built:
         key = (fmt, base_url, id(item.entry))
-        fe = self._entries.get(key)
-        if fe is None:
-            fe = cast(_FgEntry, _SharedEntry(atom=fmt == "atom"))
-            fill(fe, item)  # before caching: an entry that fails to fill fails in every feed
-            self._entries[key] = fe
-        return fe
+        built = self._built.get(key)
+        if built is None:
+            fe: _FgEntry = FeedEntry()
+            fe.register_extension(_EXT, _EntryExt, atom=fmt == "atom", rss=fmt == "rss")
+            fill(fe, item)
+            if fmt == "atom":
+                element = fe.atom_entry()
+            else:
+                with _RSS_LOCK:
+                    element = fe.rss_entry()
+            # Cached only once built: an entry that fails, fails in every feed it is in.
+            built = self._built[key] = _Built(element)
+        return built
 
     def json_item(self, item: _Item) -> str:
         text = self._json.get(id(item.entry))
@@ -378,29 +390,27 @@ def _add_entries(
     shared: Shared,
     fmt: str,
     base_url: str,
-) -> list[tuple[_Item, _FgEntry]]:
+) -> list[tuple[_Item, _Built]]:
     added = []
     for entry in entries:
         item = shared.item(entry)
         try:
-            fe = shared.entry(fmt, base_url, item, fill)
-        except (ValueError, TypeError) as exc:
+            built = shared.built(fmt, base_url, item, fill)
+        except (ValueError, TypeError, UnicodeError) as exc:
             raise RenderError(where, f"entry {item.entry.id}: {exc}") from exc
-        gen.add_entry(fe, order="append")  # the caller sorted them; feedgen would prepend
-        added.append((item, fe))
+        gen.add_entry(built, order="append")  # the caller sorted them; feedgen would prepend
+        added.append((item, built))
     return added
 
 
-def _serialize(
-    where: str, added: list[tuple[_Item, _FgEntry]], whole: Callable[[], bytes], one: Callable[[_FgEntry], object]
-) -> bytes:
+def _serialize(where: str, added: list[tuple[_Item, _Built]], whole: Callable[[], bytes]) -> bytes:
     try:
         return whole()
     except (ValueError, TypeError, UnicodeError) as exc:
-        # feedgen builds the XML only now, for all entries at once: find the entry that broke it.
-        for item, fe in added:
+        # Serializing is all at once: find the entry that broke it.
+        for item, built in added:
             try:
-                one(fe)
+                lxml.etree.tostring(built.element())
             except (ValueError, TypeError, UnicodeError) as one_exc:
                 raise RenderError(where, f"entry {item.entry.id}: {one_exc}") from one_exc
         raise RenderError(where, str(exc)) from exc
@@ -459,7 +469,7 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
             _entry_ext(fe).enclosures = item.enclosures
 
     added = _add_entries(gen, entries, where, fill, shared or Shared(), "atom", meta.base_url)
-    return _serialize(where, added, lambda: gen.atom_str(pretty=True), lambda fe: fe.atom_entry())
+    return _serialize(where, added, lambda: gen.atom_str(pretty=True))
 
 
 # --- RSS ------------------------------------------------------------------------------------------
@@ -514,7 +524,7 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
 
     added = _add_entries(gen, entries, where, fill, shared or Shared(), "rss", meta.base_url)
     with _RSS_LOCK:
-        return _serialize(where, added, lambda: gen.rss_str(pretty=True), lambda fe: fe.rss_entry())
+        return _serialize(where, added, lambda: gen.rss_str(pretty=True))
 
 
 # --- JSON Feed ------------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ class Daemon:
         with self._lock:
             self._store.close()  # build() opens its own connection; ours reopens after
             now = self.clock()
-            report = pipeline.build(self.config, now, load=lambda s, st: pipeline.fetch_documents(s, st, self._fetcher))
+            report = pipeline.build(self.config, now, fetcher=self._fetcher)
             self._store = pipeline.open_store(self.config)
             for source in report.sources:
                 self._note_fetch(source, now, None)  # build() does not time sources one by one
