@@ -6,6 +6,7 @@ import contextlib
 import glob
 import hashlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from feeds import __version__, collate, publish, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
-from feeds.fetch import Fetcher, FetchLimits, SourceGone, Validators, fetch_file, user_agent
+from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -111,12 +112,18 @@ def fetch_documents(
     """Fetch a source's documents; None means the server said nothing changed (304)."""
     if not source.is_url:
         return load_local(source, (fetcher.limits if fetcher else FetchLimits()).max_bytes), state
-    validators = Validators(etag=state.etag, last_modified=state.last_modified)
     if fetcher is None:
         with Fetcher(user_agent=user_agent(__version__, contact_url)) as own:
-            result = own.fetch(source.name, source.location, validators)
-    else:
-        result = fetcher.fetch(source.name, source.location, validators)
+            return _learn(state, _fetch_url(source, state, own))
+    return _learn(state, _fetch_url(source, state, fetcher))
+
+
+def _fetch_url(source: SourceConfig, state: SourceState, fetcher: Fetcher) -> FetchResult:
+    return fetcher.fetch(source.name, source.location, Validators(etag=state.etag, last_modified=state.last_modified))
+
+
+def _learn(state: SourceState, result: FetchResult) -> tuple[list[Document] | None, SourceState]:
+    """The documents a fetch brought (None: not modified) and the state it leaves the source in."""
     state = replace(
         state,
         etag=result.validators.etag,
@@ -124,6 +131,11 @@ def fetch_documents(
         redirect=result.permanent_redirect,  # learnt again on every fetch, so it clears once config follows
     )
     return (None if result.document is None else [result.document]), state
+
+
+def _is_gone(source: SourceConfig, state: SourceState) -> bool:
+    """A URL source the server said is gone: fetched no more (a local one is read as long as it is named)."""
+    return state.gone and source.is_url
 
 
 def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str]]:
@@ -152,7 +164,7 @@ def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
 def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> SourceReport:
     """Fetch and parse one source into the store; a failure is recorded, never raised."""
     state = replace(store.source(source.name), last_attempt=now.isoformat())
-    if state.gone and source.is_url:
+    if _is_gone(source, state):
         error = (
             f"{source.name}: gone (the server answered 410 Gone); its entries stay published: remove it from the config"
         )
@@ -451,12 +463,12 @@ class _Ahead:
 
     def __init__(self, store: Store, sources: Sequence[SourceConfig], fetcher: Fetcher, workers: int = FETCHING):
         self._fetcher = fetcher
-        # Read here, in the store's own thread; a gone source is not fetched at all (refresh says why).
-        self._queue = [(s, store.source(s.name)) for s in sources if s.is_url]
-        self._queue = [(s, state) for s, state in self._queue if not state.gone][::-1]
+        # States are read here, in the store's own thread; refresh reports a gone source without loading it.
+        states = ((s, store.source(s.name)) for s in sources if s.is_url)
+        self._queue = deque((s, state) for s, state in states if not _is_gone(s, state))
         self._window = 2 * workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feeds-fetch")
-        self._pending: dict[str, Future[tuple[list[Document] | None, SourceState]]] = {}
+        self._pending: dict[str, Future[FetchResult]] = {}
         self._fill()
 
     def __enter__(self) -> _Ahead:
@@ -467,16 +479,15 @@ class _Ahead:
 
     def _fill(self) -> None:
         while self._queue and len(self._pending) < self._window:
-            source, state = self._queue.pop()
-            self._pending[source.name] = self._pool.submit(fetch_documents, source, state, self._fetcher)
+            source, state = self._queue.popleft()
+            self._pending[source.name] = self._pool.submit(_fetch_url, source, state, self._fetcher)
 
     def load(self, source: SourceConfig, state: SourceState) -> tuple[list[Document] | None, SourceState]:
         future = self._pending.pop(source.name, None)
         if future is None:  # a local file: read in turn
             return fetch_documents(source, state, self._fetcher)
         self._fill()
-        docs, fetched = future.result()  # a SourceError raised on the thread is raised here, for refresh
-        return docs, replace(state, etag=fetched.etag, last_modified=fetched.last_modified, redirect=fetched.redirect)
+        return _learn(state, future.result())  # a SourceError raised on the thread is raised here, for refresh
 
 
 def check(config: Config) -> list[SourceReport]:

@@ -635,7 +635,7 @@ def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: S
     """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
     # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
     # for a site of listing items (one page each) cost more than rendering all its feeds.
-    item = shared.item(entry) if shared else _item(entry)
+    item = (shared or Shared()).item(entry)
     site = _esc(clean(site_title).strip())
     lang = _esc(clean(language).strip())
     title = _esc(item.title)
