@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import itertools
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from lxml import etree
 from lxml.html import builder as E
@@ -47,21 +49,56 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     """
     # Staging on worker threads while the caller renders was measured and dropped: a worker needs
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
-    # build took as long, with a quarter more CPU.
-    staged: list[tuple[str, Path]] = []  # in rename order
+    # build took as long, with a quarter more CPU. Compressing is one long call that lets go of the
+    # GIL, so it alone runs beside the caller, on another core when there is one.
+    staged: list[tuple[str, Path]] = []  # (temp, target) of the files
+    staged_gz: dict[Path, tuple[str, Path]] = {}  # the file's path: (temp, target) of its .gz
+    renames: list[tuple[str, Path]] = []  # all of them, in the order of renaming
+    packing: list[_Packing] = []
     renamed = 0
     written: set[str] = set()
+    made: set[Path] = set()
     try:
-        for write in writes:
-            pairs, changed = _prepare(root, write)
-            staged.extend(pairs)
-            if changed:
-                written.add(write.name)
-        for done, (tmp_name, target) in enumerate(staged, start=1):
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
+            try:
+                for write in writes:
+                    path = root / write.name
+                    if _holds(path, write.data):
+                        # A pass killed between renames leaves a newer .gz beside the old file: compare it.
+                        if write.gzip:
+                            packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
+                        continue
+                    tmp = _stage(path, write.data, write.durable, made)
+                    staged.append((tmp, path))
+                    written.add(write.name)
+                    if write.gzip:
+                        # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
+                        mtime = os.stat(tmp).st_mtime_ns
+                        packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, mtime))
+                for pack in packing:
+                    gz = pack.path.with_name(pack.path.name + ".gz")
+                    packed = pack.packed.result()
+                    if pack.mtime_ns is None and _holds(gz, packed):
+                        continue
+                    tmp_gz = _stage(gz, packed, pack.durable, made)
+                    staged_gz[pack.path] = (tmp_gz, gz)
+                    if pack.mtime_ns is not None:
+                        os.utime(tmp_gz, ns=(pack.mtime_ns, pack.mtime_ns))
+            except BaseException:
+                for pack in packing:
+                    pack.packed.cancel()
+                raise
+        # Each .gz right before its file; first those of the files that stay as they were.
+        for tmp_name, path in staged:
+            if path in staged_gz:
+                renames.append(staged_gz.pop(path))
+            renames.append((tmp_name, path))
+        renames[:0] = staged_gz.values()
+        for done, (tmp_name, target) in enumerate(renames, start=1):
             os.replace(tmp_name, target)
             renamed = done
     except BaseException as exc:
-        for tmp_name, _target in staged[renamed:]:
+        for tmp_name, _target in renames[renamed:] if renames else [*staged, *staged_gz.values()]:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
         if not isinstance(exc, OSError):
@@ -76,30 +113,13 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     return written
 
 
-def _prepare(root: Path, write: Write) -> tuple[list[tuple[str, Path]], bool]:
-    """Stage one write: the (temp file, target) pairs to rename, .gz first, and whether the file itself changes."""
-    path = root / write.name
-    gz = path.with_name(path.name + ".gz")
-    if _holds(path, write.data):
-        # A pass killed between the two renames leaves a newer .gz beside the old file: compare, not exists().
-        if write.gzip and not _holds(gz, packed := _compress(write.data)):
-            return [(_stage(gz, packed, write.durable), gz)], False
-        return [], False
-    tmp = _stage(path, write.data, write.durable)
-    if not write.gzip:
-        return [(tmp, path)], True
-    temps = [tmp]
-    try:
-        temps.append(tmp_gz := _stage(gz, _compress(write.data), write.durable))
-        # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
-        mtime = os.stat(tmp).st_mtime_ns
-        os.utime(tmp_gz, ns=(mtime, mtime))
-    except OSError:
-        for name in temps:
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-        raise
-    return [(tmp_gz, gz), (tmp, path)], True
+class _Packing(NamedTuple):
+    """A .gz being compressed while the next files render."""
+
+    packed: Future[bytes]
+    path: Path  # the file it sits beside
+    durable: bool
+    mtime_ns: int | None  # the new file's, which the .gz takes; None when the file stays as it was
 
 
 STALE_TEMP_SECONDS = 15 * 60  # far longer than any pass holds a temp file; younger ones may be a live writer's
@@ -130,16 +150,29 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _stage(path: Path, data: bytes, durable: bool) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+_temp_numbers = itertools.count()
+
+
+def _stage(path: Path, data: bytes, durable: bool, made: set[Path]) -> str:
+    """A hidden temp file beside `path` holding `data`; `made` is the directories known to exist."""
+    if path.parent not in made:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        made.add(path.parent)
+    # Named by process and counter, not tempfile's random names, whose making cost more than the file.
+    while True:
+        tmp_name = f"{path.parent}/.{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
+        try:
+            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            break
+        except FileExistsError:  # left by a killed process that had the same pid
+            continue
     try:
         with os.fdopen(fd, "wb") as tmp:
+            os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
             tmp.write(data)
             if durable:
                 tmp.flush()
                 os.fdatasync(tmp.fileno())
-        os.chmod(tmp_name, 0o644)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)

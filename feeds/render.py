@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import html
 import json
 import re
@@ -203,7 +202,6 @@ class _FgFeed(Protocol):
     def language(self, language: str) -> object: ...
     def generator(self, generator: str, *, version: str | None = None) -> object: ...
     def ttl(self, ttl: int) -> object: ...
-    def add_entry(self, feedEntry: _Built, *, order: str) -> object: ...
     def register_extension(
         self, namespace: str, feed_class: type[object], entry_class: type[object], *, atom: bool, rss: bool
     ) -> object: ...
@@ -282,32 +280,44 @@ class _EntryExt:
         return item
 
 
-class _Built:
-    """A feedgen entry already built into its XML element, handed to feed generators in its place.
+# The namespaces feedgen declares on an RSS root (ours, then its own): an item spliced into a
+# document must be written with the prefixes that document declares.
+_RSS_NSMAP = {"dc": _DC_NS, "atom": _ATOM_NS, "content": "http://purl.org/rss/1.0/modules/content/"}
 
-    An entry sits in its category's feed, in `all`, perhaps in an archive page: building it again
-    for each cost as much as the rest of a pass's rendering. FeedGenerator.add_entry only offers
-    an entry the generator's extensions (ImportError: "already loaded") and _create_atom /
-    _create_rss only ask it for its element, so the element is all it needs to keep. Each feed
-    gets a copy, so no tree loses an element to another.
+
+def _line_start(text: bytes, at: int) -> int:
+    return text.rindex(b"\n", 0, at) + 1
+
+
+def _fragment(element: Any, fmt: str) -> bytes:
+    """A built entry as the lines it takes in a pretty-printed document of its format.
+
+    Written inside a stand-in of the document's root (its namespaces, at the entry's depth), so the
+    bytes are those the whole document would hold, and an entry is serialized once however many
+    feeds show it.
     """
+    if fmt == "atom":
+        root = parent = lxml.etree.Element("feed")
+        tag = b"<entry"
+    else:
+        root = lxml.etree.Element("rss", nsmap=_RSS_NSMAP)
+        parent = lxml.etree.SubElement(root, "channel")
+        tag = b"<item"
+    parent.append(element)
+    text: bytes = lxml.etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True)
+    # Every "<" in an entry's text is escaped: the first tag and the last closing one are the stand-in's.
+    closing = b"</feed>" if fmt == "atom" else b"</channel>"
+    return text[_line_start(text, text.index(tag)) : _line_start(text, text.rindex(closing))]
 
-    __slots__ = ("_element",)
 
-    def __init__(self, element: Any) -> None:
-        self._element = element
+def _splice(envelope: bytes, closing: bytes, fragments: Sequence[bytes]) -> bytes:
+    """A feed document: feedgen's document without entries, with the entries' lines before its last closing tag.
 
-    def register_extension(self, *_args: object, **_kwargs: object) -> None:
-        raise ImportError("built already, with its extensions")
-
-    def element(self) -> Any:
-        return copy.copy(self._element)
-
-    def atom_entry(self, extensions: bool = True) -> Any:
-        return self.element()
-
-    def rss_entry(self, extensions: bool = True) -> Any:
-        return self.element()
+    feedgen appends entries after every other child of the feed (or channel), extensions included,
+    so that is where they go.
+    """
+    at = _line_start(envelope, envelope.rindex(closing))
+    return b"".join((envelope[:at], *fragments, envelope[at:]))
 
 
 class Shared:
@@ -319,7 +329,7 @@ class Shared:
 
     def __init__(self) -> None:
         self._items: dict[int, _Item] = {}
-        self._built: dict[tuple[str, str, int], _Built] = {}
+        self._fragments: dict[tuple[str, str, int], bytes] = {}
         self._json: dict[int, str] = {}
 
     def item(self, entry: Entry) -> _Item:
@@ -331,10 +341,11 @@ class Shared:
             item = self._items[id(entry)] = _item(entry)
         return item
 
-    def built(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> _Built:
+    def fragment(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> bytes:
+        """The entry's serialized element in `fmt` ("atom" or "rss"), built through feedgen once per pass."""
         key = (fmt, base_url, id(item.entry))
-        built = self._built.get(key)
-        if built is None:
+        fragment = self._fragments.get(key)
+        if fragment is None:
             fe: _FgEntry = FeedEntry()
             fe.register_extension(_EXT, _EntryExt, atom=fmt == "atom", rss=fmt == "rss")
             fill(fe, item)
@@ -344,8 +355,8 @@ class Shared:
                 with _RSS_LOCK:
                     element = fe.rss_entry()
             # Cached only once built: an entry that fails, fails in every feed it is in.
-            built = self._built[key] = _Built(element)
-        return built
+            fragment = self._fragments[key] = _fragment(element, fmt)
+        return fragment
 
     def json_item(self, item: _Item) -> str:
         text = self._json.get(id(item.entry))
@@ -382,37 +393,28 @@ def _person_dicts(people: tuple[_Person, ...]) -> list[dict[str, str]]:
     return out
 
 
-def _add_entries(
-    gen: _FgFeed,
+def _fragments(
     entries: Sequence[Entry],
     where: str,
     fill: Callable[[_FgEntry, _Item], None],
     shared: Shared,
     fmt: str,
     base_url: str,
-) -> list[tuple[_Item, _Built]]:
-    added = []
+) -> list[bytes]:
+    out = []
     for entry in entries:
         item = shared.item(entry)
         try:
-            built = shared.built(fmt, base_url, item, fill)
+            out.append(shared.fragment(fmt, base_url, item, fill))
         except (ValueError, TypeError, UnicodeError) as exc:
             raise RenderError(where, f"entry {item.entry.id}: {exc}") from exc
-        gen.add_entry(built, order="append")  # the caller sorted them; feedgen would prepend
-        added.append((item, built))
-    return added
+    return out
 
 
-def _serialize(where: str, added: list[tuple[_Item, _Built]], whole: Callable[[], bytes]) -> bytes:
+def _envelope(where: str, whole: Callable[[], bytes]) -> bytes:
     try:
         return whole()
     except (ValueError, TypeError, UnicodeError) as exc:
-        # Serializing is all at once: find the entry that broke it.
-        for item, built in added:
-            try:
-                lxml.etree.tostring(built.element())
-            except (ValueError, TypeError, UnicodeError) as one_exc:
-                raise RenderError(where, f"entry {item.entry.id}: {one_exc}") from one_exc
         raise RenderError(where, str(exc)) from exc
 
 
@@ -468,8 +470,8 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         if item.enclosures:
             _entry_ext(fe).enclosures = item.enclosures
 
-    added = _add_entries(gen, entries, where, fill, shared or Shared(), "atom", meta.base_url)
-    return _serialize(where, added, lambda: gen.atom_str(pretty=True))
+    fragments = _fragments(entries, where, fill, shared or Shared(), "atom", meta.base_url)
+    return _splice(_envelope(where, lambda: gen.atom_str(pretty=True)), b"</feed>", fragments)
 
 
 # --- RSS ------------------------------------------------------------------------------------------
@@ -522,9 +524,10 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
             ext.creators = tuple(p.name for p in item.authors)
             ext.contributors = tuple(p.name for p in item.contributors)
 
-    added = _add_entries(gen, entries, where, fill, shared or Shared(), "rss", meta.base_url)
+    fragments = _fragments(entries, where, fill, shared or Shared(), "rss", meta.base_url)
     with _RSS_LOCK:
-        return _serialize(where, added, lambda: gen.rss_str(pretty=True))
+        envelope = _envelope(where, lambda: gen.rss_str(pretty=True))
+    return _splice(envelope, b"</channel>", fragments)
 
 
 # --- JSON Feed ------------------------------------------------------------------------------------
@@ -621,8 +624,18 @@ def _names(people: tuple[_Person, ...], css: str) -> str:
     return f'<p class="{css}">{", ".join(links)}</p>\n'
 
 
+# Paragraphs of text and nothing else (a listing item's content): no tag can stray, and lxml would
+# write them out again byte for byte; most entry pages are these, and parsing was half their cost.
+_PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
+
+
 def _markup(fragment: str) -> str:
-    """The sanitized fragment parsed and written out again, so a stray closing tag cannot end the page early."""
+    """The sanitized fragment, safe to place in a page: a stray closing tag cannot end the page early."""
+    return fragment if _PLAIN_PARAGRAPHS.fullmatch(fragment) else _reparsed(fragment)
+
+
+def _reparsed(fragment: str) -> str:
+    """The fragment parsed and written out again."""
     try:
         parts = cast(list[Any], lxml.html.fragments_fromstring(fragment))  # a list, whatever the stubs say
     except (lxml.etree.ParserError, AssertionError, ValueError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import html
 import json
 import os
 import re
@@ -25,7 +26,18 @@ from hypothesis import strategies as st
 from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.render import FeedMeta, Shared, clean, render_atom, render_entry_page, render_json, render_rss
+from feeds.render import (
+    _PLAIN_PARAGRAPHS,
+    FeedMeta,
+    Shared,
+    _markup,
+    _reparsed,
+    clean,
+    render_atom,
+    render_entry_page,
+    render_json,
+    render_rss,
+)
 
 BASE = "https://feeds.example.org/"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -350,6 +362,34 @@ def test_a_shared_rendering_follows_the_feeds_base_url() -> None:
     assert schemes == {"https://mirror.example.net/"}
 
 
+def _canonical(document: bytes) -> bytes:
+    """The document as lxml pretty-prints its tree from scratch: what feedgen's own serialization gives."""
+    tree = lxml.etree.fromstring(document, lxml.etree.XMLParser(remove_blank_text=True))
+    return lxml.etree.tostring(tree.getroottree(), encoding="UTF-8", xml_declaration=True, pretty_print=True)
+
+
+@pytest.mark.parametrize("archive", [False, True])
+def test_entries_spliced_into_a_feed_are_what_serializing_the_whole_tree_gives(archive: bool) -> None:
+    """Each entry is serialized once and its lines spliced into the document: byte for byte the same."""
+    history = (("current", "news"), ("prev-archive", "archive/news/1")) if archive else ()
+    meta = FeedMeta(**{**_fields(META), "archive": archive, "history": history, "path": "archive/news/2"})
+    shared = Shared()
+    for render in (render_atom, render_rss):
+        for entries in (ENTRIES, ENTRIES[::-1], ENTRIES[1:], ()):
+            document = render(meta, entries, shared)
+            assert document == _canonical(document)
+            assert len(
+                lxml.etree.fromstring(document).xpath("//*[local-name()='entry' or local-name()='item']")
+            ) == len(entries)
+
+
+def test_canonical_check_can_fail() -> None:
+    document = render_atom(META, ENTRIES)
+    assert _canonical(document.replace(b"\n  <entry>", b"\n <entry>", 1)) != document.replace(
+        b"\n  <entry>", b"\n <entry>", 1
+    )
+
+
 def _digests() -> list[str]:
     return [hashlib.sha256(render(META, ENTRIES)).hexdigest() for render in (render_atom, render_rss, render_json)]
 
@@ -480,6 +520,33 @@ def test_entry_page_escapes_text_and_keeps_content_markup() -> None:
     # The stray closing tags in the fragment did not close the page's own elements early.
     assert content.findtext("p[2]") == "after"
     assert doc.find("body/article/div[@class='content']") is content
+
+
+@given(
+    st.lists(
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30).map(
+            lambda t: f"<p>{html.escape(t, quote=False)}</p>"
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from(["", "\n", " \n\n"]),
+)
+@settings(max_examples=1000, deadline=None)
+@example(["<p>a &amp; b &lt;c&gt;</p>"], "\n")
+def test_plain_paragraphs_are_placed_as_lxml_would_write_them(paragraphs: list[str], gap: str) -> None:
+    fragment = gap.join(paragraphs)
+    if not _PLAIN_PARAGRAPHS.fullmatch(fragment):
+        return  # a character lxml would spell otherwise (">" in text, &nbsp;): re-parsed like any markup
+    assert _markup(fragment) == _reparsed(fragment)
+
+
+@pytest.mark.parametrize(
+    "fragment", ["<p>a</p></div>", "<p><b>x</b></p>", "<p>1 > 0</p>", "plain text", "<p>a&nbsp;b</p>"]
+)
+def test_other_markup_is_reparsed(fragment: str) -> None:
+    assert not _PLAIN_PARAGRAPHS.fullmatch(fragment)
+    assert _markup(fragment) == _reparsed(fragment)
 
 
 def test_entry_page_says_a_summary_once_when_the_content_repeats_it() -> None:
