@@ -14,7 +14,7 @@ import pytest
 from conftest import DATA, NOW
 from lxml import etree, html
 
-from feeds import cli, pipeline
+from feeds import cli, pipeline, publish
 from feeds.config import Config
 
 LISTING = """Cooperative news
@@ -151,6 +151,44 @@ def test_every_file_reads_back(config: Config) -> None:
     assert sorted(alternates) == sorted(f"{base}{slug}.{ext}" for slug in FEEDS for ext in ("atom", "rss", "json"))
     opml = etree.fromstring((out / "feeds.opml").read_bytes())
     assert sorted(opml.xpath("//outline/@xmlUrl")) == sorted(f"{base}{slug}.atom" for slug in FEEDS)
+
+
+def test_category_page_lists_entries_as_written_escaped() -> None:
+    entries = [
+        publish.PageEntry(
+            title='Tools & "rules" <for> groups',
+            link='https://example.org/a?x=1&y="2"',
+            published_iso="2022-01-10T00:00:00+00:00",
+            published_text="10 January 2022",
+            summary="Less < more & then some",
+        ),
+        publish.PageEntry(
+            title="No summary",
+            link="https://example.org/b",
+            published_iso="2021-12-17T00:00:00+00:00",
+            published_text="17 December 2021",
+            summary="",
+        ),
+    ]
+    feed = publish.FeedLink(slug="news", title="News <&>", description="", entries=2)
+    page = html.fromstring(
+        publish.category_html(
+            site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=entries
+        )
+    )
+    assert page.findtext(".//h1") == "News <&>"
+    items = page.findall(".//ol[@class='entries']/li")
+    assert [(li.find("h2/a").get("href"), li.findtext("h2/a")) for li in items] == [(e.link, e.title) for e in entries]
+    assert [li.find("p/time").get("datetime") for li in items] == [e.published_iso for e in entries]
+    assert [li.findtext("p/time") for li in items] == [e.published_text for e in entries]
+    assert [[p.text for p in li.findall("p")[1:]] for li in items] == [["Less < more & then some"], []]
+    empty = html.fromstring(
+        publish.category_html(
+            site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=[]
+        )
+    )
+    assert empty.find(".//ol") is None
+    assert "No entries yet." in empty.text_content()
 
 
 def snapshot(out: Path) -> dict[str, tuple[bytes, int]]:
