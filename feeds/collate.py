@@ -71,10 +71,62 @@ def _combine(group: list[tuple[Entry, datetime]]) -> Merged:
     return Merged(entry=entry, sources=sources)
 
 
-@dataclass(frozen=True, slots=True)
+# What decides an entry's categories: its labels, its sources, the configured categories its words pick.
+_Kind = tuple[tuple[str, ...], frozenset[str], tuple[int, ...]]
+
+
 class _Rules:
-    categories: tuple[tuple[CategoryConfig, Category, frozenset[str], tuple[re.Pattern[str], ...]], ...]
-    sources: Mapping[str, SourceConfig]
+    """The category rules of a configuration, worked out once for each kind of entry a pass has."""
+
+    def __init__(self, categories: Sequence[CategoryConfig], sources: Sequence[SourceConfig]) -> None:
+        self.configured = [Category(slug=c.slug, title=c.title, description=c.description) for c in categories]
+        self.by_slug = {category.slug: category for category in self.configured}
+        self.types = [frozenset(t.casefold() for t in c.types) for c in categories]
+        self.sources = [frozenset(c.sources) for c in categories]
+        self.keywords = [(i, tuple(_word(k) for k in c.keywords)) for i, c in enumerate(categories) if c.keywords]
+        self.claimed = frozenset().union(*self.types)
+        self.mappings = {s.name: {label.casefold(): slug for label, slug in s.categories.items()} for s in sources}
+        self._placed: dict[_Kind, tuple[tuple[str, ...], tuple[Category, ...]]] = {}
+
+    def place(self, item: Merged) -> tuple[tuple[str, ...], tuple[Category, ...]]:
+        """The slugs of the categories an item joins, in the order the rules take it, and those categories by slug.
+
+        They depend only on the item's labels, its sources and which keywords its title or summary
+        holds: thousands of entries share a few such kinds, and each kind is worked out once.
+        """
+        entry = item.entry
+        by_keyword: tuple[int, ...] = ()
+        if self.keywords:
+            text = f"{entry.title}\n{entry.summary}".casefold()
+            by_keyword = tuple(i for i, patterns in self.keywords if any(p.search(text) for p in patterns))
+        kind = (entry.labels, item.sources, by_keyword)
+        placed = self._placed.get(kind)
+        if placed is None:
+            placed = self._placed[kind] = self._place(*kind)
+        return placed
+
+    def _place(
+        self, labels: tuple[str, ...], sources: frozenset[str], by_keyword: tuple[int, ...]
+    ) -> tuple[tuple[str, ...], tuple[Category, ...]]:
+        folded = {label.casefold() for label in labels}
+        found: dict[str, Category] = {}
+        for index, category in enumerate(self.configured):
+            if folded & self.types[index] or sources & self.sources[index] or index in by_keyword:
+                found[category.slug] = category
+        for name in sorted(sources):
+            mapping = self.mappings.get(name)
+            if mapping is None:
+                continue  # removed from config: its entries stay in `all` and in matching categories
+            for label in labels:
+                if mapping:
+                    slug = mapping.get(label.casefold(), "")
+                elif label.casefold() in self.claimed:
+                    continue  # a configured category already takes this label
+                else:
+                    slug = slugify(label)
+                if slug and slug not in found:
+                    found[slug] = self.by_slug.get(slug) or Category(slug=slug, title=label)
+        return tuple(found), tuple(found[slug] for slug in sorted(found))
 
 
 def _word(keyword: str) -> re.Pattern[str]:
@@ -93,50 +145,13 @@ def categorize(
     or summary. A source's `categories` map sends labels to slugs; a source without a map
     publishes each label that no configured category takes into a category derived from it.
     """
-    rules = _Rules(
-        categories=tuple(
-            (
-                c,
-                Category(slug=c.slug, title=c.title, description=c.description),
-                frozenset(t.casefold() for t in c.types),
-                tuple(_word(k) for k in c.keywords),
-            )
-            for c in categories
-        ),
-        sources={s.name: s for s in sources},
-    )
-    by_slug = {category.slug: category for _, category, _, _ in rules.categories}
-    claimed = frozenset().union(*(types for _, _, types, _ in rules.categories))
+    rules = _Rules(categories, sources)
     out: dict[str, list[Entry]] = {ALL.slug: []}
     for item in merged:
-        found: dict[str, Category] = {}
-        entry = item.entry
-        labels = {label.casefold() for label in entry.labels}
-        text = f"{entry.title}\n{entry.summary}".casefold()
-        for config, category, types, keywords in rules.categories:
-            if (
-                labels & types
-                or item.sources & set(config.sources)
-                or any(pattern.search(text) for pattern in keywords)
-            ):
-                found[category.slug] = category
-        for name in sorted(item.sources):
-            source = rules.sources.get(name)
-            if source is None:
-                continue  # removed from config: its entries stay in `all` and in matching categories
-            mapping = {label.casefold(): slug for label, slug in source.categories.items()}
-            for label in entry.labels:
-                if mapping:
-                    slug = mapping.get(label.casefold(), "")
-                elif label.casefold() in claimed:
-                    continue  # a configured category already takes this label
-                else:
-                    slug = slugify(label)
-                if slug and slug not in found:
-                    found[slug] = by_slug.get(slug) or Category(slug=slug, title=label)
-        placed = replace(entry, categories=tuple(found[slug] for slug in sorted(found)))
+        slugs, joined = rules.place(item)
+        placed = replace(item.entry, categories=joined)
         out[ALL.slug].append(placed)
-        for slug in found:
+        for slug in slugs:
             out.setdefault(slug, []).append(placed)
     return out
 

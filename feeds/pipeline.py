@@ -239,19 +239,21 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     merged = collate.merge(store.items())
     stamps = store.stamp([m.entry for m in merged], now)
     fresh: dict[str, Stamp] = {}
+    updated_text: dict[str, str] = {}  # key() asks for it in every file an entry is in: written once
     stamped: list[collate.Merged] = []
     for item, stamp in zip(merged, stamps, strict=True):
         entry = stamp.entry
         if not entry.link:
             entry = replace(entry, link=site.base_url + entry_page_path(entry))
         fresh[entry.id] = stamp
+        updated_text[entry.id] = entry.updated.isoformat()
         stamped.append(collate.Merged(entry=entry, sources=item.sources))
     first_seen = {i: s.first_seen for i, s in fresh.items()}
 
     def key(entry: Entry) -> tuple[object, ...]:
         """What a rendering of an entry depends on, cheaper to compare than the entry itself."""
         cats = tuple((c.slug, c.title) for c in entry.categories)
-        return (entry.id, fresh[entry.id].digest, entry.updated.isoformat(), entry.link, cats)
+        return (entry.id, fresh[entry.id].digest, updated_text[entry.id], entry.link, cats)
 
     by_slug = collate.categorize(stamped, config.categories, config.sources)
     categories = collate.category_list(by_slug, config.categories)

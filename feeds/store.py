@@ -98,28 +98,38 @@ class Stamp:
     digest: str  # content_hash(entry): equal digests, equal content
 
 
+# Made once: json.dumps builds an encoder on every call, a cost of the same order as encoding one entry.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_CANONICAL = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # a digest needs one text for equal content
+
+
 def content_hash(entry: Entry) -> str:
     """A digest of everything a reader sees of an entry, except its times and feed categories."""
-    fields = _payload(entry)
-    for key in ("updated", "categories", "source", "match_key"):
-        fields.pop(key, None)
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(_content(entry)).encode()).hexdigest()
 
 
-def _payload(entry: Entry) -> dict[str, Any]:
+def _content(entry: Entry) -> dict[str, Any]:
+    """The fields content_hash covers: not `updated`, `categories`, `source` or `match_key`."""
     return {
         "id": entry.id,
         "title": entry.title,
         "link": entry.link,
         "published": entry.published.isoformat(),
-        "updated": entry.updated.isoformat(),
-        "source": entry.source,
         "summary": entry.summary,
         "content_html": entry.content_html,
         "authors": [[a.name, a.uri, a.email] for a in entry.authors],
         "contributors": [[a.name, a.uri, a.email] for a in entry.contributors],
         "labels": list(entry.labels),
         "enclosures": [[e.url, e.length, e.type] for e in entry.enclosures],
+    }
+
+
+def _payload(entry: Entry) -> dict[str, Any]:
+    """Everything _entry needs to make the entry again (its categories are collate's, never stored)."""
+    return {
+        **_content(entry),
+        "updated": entry.updated.isoformat(),
+        "source": entry.source,
         "match_key": entry.match_key,
     }
 
@@ -144,6 +154,25 @@ def _entry(data: dict[str, Any]) -> Entry:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
+
+
+def _updated_at(entry: Entry, moment: datetime) -> Entry:
+    """The entry updated at `moment`, in its own zone as later rebuilds will have it, so the bytes do not flip.
+
+    The entry itself when its `updated` is that already, as for most entries of most passes: no copy.
+    """
+    updated = moment.astimezone(entry.updated.tzinfo)
+    if _identical(updated, entry.updated):
+        return entry
+    return replace(entry, updated=updated)
+
+
+def _identical(a: datetime, b: datetime) -> bool:
+    """Whether two datetimes are one value in every field, zone and fold included.
+
+    `==` says less: across zones it compares instants, within one zone it ignores the fold.
+    """
+    return a.tzinfo is b.tzinfo and a.fold == b.fold and a.replace(tzinfo=None) == b.replace(tzinfo=None)
 
 
 class Store:
@@ -208,7 +237,7 @@ class Store:
     def save_items(self, source: str, entries: Iterable[Entry], now: datetime) -> int:
         """Record a source's current items; items seen before and now absent are kept."""
         stamp = _iso(now)
-        rows = [(source, e.id, json.dumps(_payload(e), ensure_ascii=False), stamp, stamp) for e in entries]
+        rows = [(source, e.id, _JSON.encode(_payload(e)), stamp, stamp) for e in entries]
         with self.transaction():
             self._db.executemany(
                 "INSERT INTO items (source, id, data, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
@@ -228,10 +257,9 @@ class Store:
         """Give each entry its lasting `published` and `updated`; `updated` moves only on a content change."""
         known = {
             row[0]: row[1:]
-            for row in self._db.execute(
-                "SELECT id, content_hash, published, updated, first_seen FROM entries"
-            ).fetchall()
+            for row in self._db.execute("SELECT id, content_hash, updated, first_seen FROM entries").fetchall()
         }
+        now_iso = _iso(now)
         out: list[Stamp] = []
         inserts: list[tuple[str, str, str, str, str]] = []
         updates: list[tuple[str, str, str, str]] = []
@@ -239,28 +267,21 @@ class Store:
             digest = content_hash(entry)
             previous = known.get(entry.id)
             if previous is None:
-                inserts.append((entry.id, digest, _iso(now), _iso(entry.published), _iso(entry.updated)))
+                inserts.append((entry.id, digest, now_iso, _iso(entry.published), _iso(entry.updated)))
                 out.append(Stamp(entry=entry, new=True, changed=False, first_seen=now, digest=digest))
                 continue
-            old_hash, _published, updated, first = previous
+            old_hash, updated, first = previous
             first_seen = datetime.fromisoformat(first)
+            old_updated = datetime.fromisoformat(updated)
             if old_hash == digest:
-                stamped = replace(entry, updated=datetime.fromisoformat(updated).astimezone(entry.updated.tzinfo))
+                stamped = _updated_at(entry, old_updated)
                 out.append(Stamp(entry=stamped, new=False, changed=False, first_seen=first_seen, digest=digest))
                 continue
             # A source that dates its own edits is believed; otherwise the edit happened now.
-            old_updated = datetime.fromisoformat(updated)
             moved = entry.updated if entry.updated > old_updated else now
             updates.append((digest, _iso(entry.published), _iso(moved), entry.id))
-            # Render in the entry's own zone, as later rebuilds will, so the bytes do not flip.
             out.append(
-                Stamp(
-                    entry=replace(entry, updated=moved.astimezone(entry.updated.tzinfo)),
-                    new=False,
-                    changed=True,
-                    first_seen=first_seen,
-                    digest=digest,
-                )
+                Stamp(entry=_updated_at(entry, moved), new=False, changed=True, first_seen=first_seen, digest=digest)
             )
         if inserts or updates:
             with self.transaction():
