@@ -52,18 +52,20 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
     # build took as long, with a quarter more CPU. Compressing is one long call that lets go of the
     # GIL, so it alone runs beside the caller, on another core when there is one.
-    staged: list[tuple[str, Path]] = []  # (temp, target) of the files
-    staged_gz: dict[Path, tuple[str, Path]] = {}  # the file's path: (temp, target) of its .gz
-    renames: list[tuple[str, Path]] = []  # all of them, in the order of renaming
+    # Paths as strings: pathlib's objects cost more than the system calls, ten thousand files over.
+    top = str(root)
+    staged: list[tuple[str, str]] = []  # (temp, target) of the files
+    staged_gz: dict[str, tuple[str, str]] = {}  # the file's path: (temp, target) of its .gz
+    renames: list[tuple[str, str]] = []  # all of them, in the order of renaming
     packing: list[_Packing] = []
     renamed = 0
     written: set[str] = set()
-    made: set[Path] = set()
+    made: set[str] = set()
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
             try:
                 for write in writes:
-                    path = root / write.name
+                    path = f"{top}/{write.name}"
                     if _holds(path, write.data):
                         # A pass killed between renames leaves a newer .gz beside the old file: compare it.
                         if write.gzip:
@@ -77,7 +79,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                         mtime = os.stat(tmp).st_mtime_ns
                         packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, mtime))
                 for pack in packing:
-                    gz = pack.path.with_name(pack.path.name + ".gz")
+                    gz = pack.path + ".gz"
                     packed = pack.packed.result()
                     if pack.mtime_ns is None and _holds(gz, packed):
                         continue
@@ -118,7 +120,7 @@ class _Packing(NamedTuple):
     """A .gz being compressed while the next files render."""
 
     packed: Future[bytes]
-    path: Path  # the file it sits beside
+    path: str  # the file it sits beside
     durable: bool
     mtime_ns: int | None  # the new file's, which the .gz takes; None when the file stays as it was
 
@@ -142,11 +144,12 @@ def write_atomic(path: Path, data: bytes) -> bool:
     return bool(write_files(path.parent, [Write(path.name, data, gzip=False)]))
 
 
-def _holds(path: Path, data: bytes) -> bool:
+def _holds(path: str, data: bytes) -> bool:
     try:
-        if path.stat().st_size != len(data):
+        if os.stat(path).st_size != len(data):
             return False
-        return path.read_bytes() == data
+        with open(path, "rb") as file:
+            return file.read() == data
     except FileNotFoundError:
         return False
 
@@ -154,26 +157,30 @@ def _holds(path: Path, data: bytes) -> bool:
 _temp_numbers = itertools.count()
 
 
-def _stage(path: Path, data: bytes, durable: bool, made: set[Path]) -> str:
+def _stage(path: str, data: bytes, durable: bool, made: set[str]) -> str:
     """A hidden temp file beside `path` holding `data`; `made` is the directories known to exist."""
-    if path.parent not in made:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made.add(path.parent)
+    parent, _, name = path.rpartition("/")
+    if parent not in made:
+        os.makedirs(parent, exist_ok=True)
+        made.add(parent)
     # Named by process and counter, not tempfile's random names, whose making cost more than the file.
     while True:
-        tmp_name = f"{path.parent}/.{path.name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
+        tmp_name = f"{parent}/.{name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
         try:
             fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             break
         except FileExistsError:  # left by a killed process that had the same pid
             continue
     try:
-        with os.fdopen(fd, "wb") as tmp:
+        try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
-            tmp.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if durable:
-                tmp.flush()
-                os.fdatasync(tmp.fileno())
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
