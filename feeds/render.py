@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -17,7 +20,7 @@ import lxml.html  # type: ignore[import-untyped, unused-ignore]
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
-from feeds import __version__
+from feeds import __version__, worker
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
 
@@ -25,6 +28,8 @@ ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
+
+log = logging.getLogger(__name__)
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -328,27 +333,34 @@ class Shared:
     """
 
     def __init__(self) -> None:
+        # Keyed by identity: a pass hands the same Entry object to every feed it is in, and hashing
+        # a whole entry by value cost more than cleaning it again. Each entry is kept alive here,
+        # so its identity cannot be reused for another while the cache lives.
+        self._entries: dict[int, Entry] = {}
         self._items: dict[int, _Item] = {}
         self._fragments: dict[tuple[str, str, int], bytes] = {}
         self._json: dict[int, str] = {}
 
+    def _keep(self, entry: Entry) -> int:
+        self._entries.setdefault(id(entry), entry)
+        return id(entry)
+
     def item(self, entry: Entry) -> _Item:
-        # Keyed by identity: a pass hands the same Entry object to every feed it is in, and
-        # hashing a whole entry by value cost more than cleaning it again. The item keeps the
-        # entry alive, so its identity cannot be reused for another while the cache lives.
-        item = self._items.get(id(entry))
-        if item is None or item.entry is not entry:
-            item = self._items[id(entry)] = _item(entry)
+        key = self._keep(entry)
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = _item(entry)
         return item
 
-    def fragment(self, fmt: str, base_url: str, item: _Item, fill: Callable[[_FgEntry, _Item], None]) -> bytes:
+    def fragment(self, fmt: str, base_url: str, entry: Entry) -> bytes:
         """The entry's serialized element in `fmt` ("atom" or "rss"), built through feedgen once per pass."""
-        key = (fmt, base_url, id(item.entry))
+        key = (fmt, base_url, self._keep(entry))
         fragment = self._fragments.get(key)
         if fragment is None:
+            item = self.item(entry)
             fe: _FgEntry = FeedEntry()
             fe.register_extension(_EXT, _EntryExt, atom=fmt == "atom", rss=fmt == "rss")
-            fill(fe, item)
+            _FILLS[fmt](fe, item, base_url)
             if fmt == "atom":
                 element = fe.atom_entry()
             else:
@@ -358,11 +370,69 @@ class Shared:
             fragment = self._fragments[key] = _fragment(element, fmt)
         return fragment
 
-    def json_item(self, item: _Item) -> str:
-        text = self._json.get(id(item.entry))
+    def json_item(self, entry: Entry) -> str:
+        key = self._keep(entry)
+        text = self._json.get(key)
         if text is None:
-            text = self._json[id(item.entry)] = _compact(_json_item(item))
+            text = self._json[key] = _compact(_json_item(self.item(entry)))
         return text
+
+    def _ahead(self, entry: Entry, base_url: str) -> _Ahead:
+        return self.fragment("atom", base_url, entry), self.fragment("rss", base_url, entry), self.json_item(entry)
+
+    def prepare(self, entries: Sequence[Entry], base_url: str) -> None:
+        """Render `entries` for the feeds of the pass ahead of them, a share on a second process when it pays.
+
+        An entry that fails is left for the feed that shows it, which reports it by name.
+        """
+        if len(entries) < PARALLEL_FROM or _cpus() < 2:
+            return  # a worker's start would cost more than it saves: the feeds render as they go
+        cut = int(len(entries) * _WORKER_SHARE)
+        theirs, mine = entries[:cut], entries[cut:]
+        try:
+            call = worker.Call(_render_ahead, theirs, base_url)
+        except worker.WorkerError as exc:
+            log.warning("rendering on one process: %s", exc)
+            return
+        try:
+            for entry in mine:
+                with contextlib.suppress(ValueError, TypeError, UnicodeError):
+                    self._ahead(entry, base_url)
+        except BaseException:
+            call.cancel()
+            raise
+        try:
+            done = call.result()
+        except worker.WorkerError as exc:  # the feeds render its share themselves
+            log.warning("rendering on one process: the worker failed: %s", exc)
+            return
+        for entry, ahead in zip(theirs, done, strict=True):
+            if ahead is not None:
+                key = self._keep(entry)
+                self._fragments["atom", base_url, key], self._fragments["rss", base_url, key], self._json[key] = ahead
+
+
+_Ahead = tuple[bytes, bytes, str]  # an entry's Atom and RSS fragments and JSON Feed item
+PARALLEL_FROM = 2000  # entries in a pass from which a second process pays for its start
+# The worker's share of them: it first starts an interpreter and imports lxml and feedgen while
+# this process already renders.
+_WORKER_SHARE = 0.4
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _render_ahead(entries: Sequence[Entry], base_url: str) -> list[_Ahead | None]:
+    """In the worker: what a pass keeps of each entry, or None for one that fails."""
+    shared = Shared()
+    out: list[_Ahead | None] = []
+    for entry in entries:
+        try:
+            out.append(shared._ahead(entry, base_url))
+        except (ValueError, TypeError, UnicodeError):
+            out.append(None)
+    return out
 
 
 def _generator(*, atom: bool) -> _FgFeed:
@@ -393,21 +463,13 @@ def _person_dicts(people: tuple[_Person, ...]) -> list[dict[str, str]]:
     return out
 
 
-def _fragments(
-    entries: Sequence[Entry],
-    where: str,
-    fill: Callable[[_FgEntry, _Item], None],
-    shared: Shared,
-    fmt: str,
-    base_url: str,
-) -> list[bytes]:
+def _fragments(entries: Sequence[Entry], where: str, shared: Shared, fmt: str, base_url: str) -> list[bytes]:
     out = []
     for entry in entries:
-        item = shared.item(entry)
         try:
-            out.append(shared.fragment(fmt, base_url, item, fill))
+            out.append(shared.fragment(fmt, base_url, entry))
         except (ValueError, TypeError, UnicodeError) as exc:
-            raise RenderError(where, f"entry {item.entry.id}: {exc}") from exc
+            raise RenderError(where, f"entry {entry.id}: {exc}") from exc
     return out
 
 
@@ -416,6 +478,56 @@ def _envelope(where: str, whole: Callable[[], bytes]) -> bytes:
         return whole()
     except (ValueError, TypeError, UnicodeError) as exc:
         raise RenderError(where, str(exc)) from exc
+
+
+# --- what each format says of an entry, through feedgen -----------------------------------------
+
+
+def _fill_atom(fe: _FgEntry, item: _Item, base_url: str) -> None:
+    if not item.link:
+        raise ValueError("no link (every entry needs an absolute URL)")
+    fe.id(item.id)
+    fe.title(item.title)
+    fe.updated(item.updated)
+    fe.published(item.published)
+    fe.link([{"href": item.link}])
+    if item.authors:
+        fe.author(_person_dicts(item.authors))
+    if item.contributors:
+        fe.contributor(_person_dicts(item.contributors))
+    if item.summary:
+        fe.summary(item.summary)
+    if item.content_html:
+        fe.content(item.content_html, type="html")
+    if item.categories:
+        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
+    if item.enclosures:
+        _entry_ext(fe).enclosures = item.enclosures
+
+
+def _fill_rss(fe: _FgEntry, item: _Item, base_url: str) -> None:
+    if not item.link:
+        raise ValueError("no link (every entry needs an absolute URL)")
+    fe.guid(item.id, permalink=item.id == item.link)
+    fe.title(item.title)
+    fe.link([{"href": item.link}])
+    fe.published(item.published)
+    if item.summary:
+        # <description> is HTML to every reader; the summary is plain text.
+        fe.summary(html.escape(item.summary, quote=False))
+    if item.content_html:
+        fe.content(item.content_html, type="html")
+    if item.categories:
+        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
+    if item.enclosures or item.authors or item.contributors:
+        ext = _entry_ext(fe)
+        ext.enclosures = item.enclosures
+        # dc:creator, not <author>: RSS's author must be an e-mail address and name-only ones vanish.
+        ext.creators = tuple(p.name for p in item.authors)
+        ext.contributors = tuple(p.name for p in item.contributors)
+
+
+_FILLS: dict[str, Callable[[_FgEntry, _Item, str], None]] = {"atom": _fill_atom, "rss": _fill_rss}
 
 
 # --- Atom -----------------------------------------------------------------------------------------
@@ -449,28 +561,7 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         gen.language(language)
     gen.generator(GENERATOR, version=__version__)
 
-    def fill(fe: _FgEntry, item: _Item) -> None:
-        if not item.link:
-            raise ValueError("no link (every entry needs an absolute URL)")
-        fe.id(item.id)
-        fe.title(item.title)
-        fe.updated(item.updated)
-        fe.published(item.published)
-        fe.link([{"href": item.link}])
-        if item.authors:
-            fe.author(_person_dicts(item.authors))
-        if item.contributors:
-            fe.contributor(_person_dicts(item.contributors))
-        if item.summary:
-            fe.summary(item.summary)
-        if item.content_html:
-            fe.content(item.content_html, type="html")
-        if item.categories:
-            fe.category([{"term": slug, "label": label, "scheme": meta.base_url} for slug, label in item.categories])
-        if item.enclosures:
-            _entry_ext(fe).enclosures = item.enclosures
-
-    fragments = _fragments(entries, where, fill, shared or Shared(), "atom", meta.base_url)
+    fragments = _fragments(entries, where, shared or Shared(), "atom", meta.base_url)
     return _splice(_envelope(where, lambda: gen.atom_str(pretty=True)), b"</feed>", fragments)
 
 
@@ -503,28 +594,7 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
     if meta.ttl_minutes is not None:
         gen.ttl(meta.ttl_minutes)
 
-    def fill(fe: _FgEntry, item: _Item) -> None:
-        if not item.link:
-            raise ValueError("no link (every entry needs an absolute URL)")
-        fe.guid(item.id, permalink=item.id == item.link)
-        fe.title(item.title)
-        fe.link([{"href": item.link}])
-        fe.published(item.published)
-        if item.summary:
-            # <description> is HTML to every reader; the summary is plain text.
-            fe.summary(html.escape(item.summary, quote=False))
-        if item.content_html:
-            fe.content(item.content_html, type="html")
-        if item.categories:
-            fe.category([{"term": slug, "label": label, "scheme": meta.base_url} for slug, label in item.categories])
-        if item.enclosures or item.authors or item.contributors:
-            ext = _entry_ext(fe)
-            ext.enclosures = item.enclosures
-            # dc:creator, not <author>: RSS's author must be an e-mail address and name-only ones vanish.
-            ext.creators = tuple(p.name for p in item.authors)
-            ext.contributors = tuple(p.name for p in item.contributors)
-
-    fragments = _fragments(entries, where, fill, shared or Shared(), "rss", meta.base_url)
+    fragments = _fragments(entries, where, shared or Shared(), "rss", meta.base_url)
     with _RSS_LOCK:
         envelope = _envelope(where, lambda: gen.rss_str(pretty=True))
     return _splice(envelope, b"</channel>", fragments)
@@ -595,7 +665,7 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
     # took longer than everything else in the JSON Feed. Key order is fixed above, so bytes are too.
     lines = [f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()]
     shared = shared or Shared()
-    items = ",\n".join(f"    {shared.json_item(shared.item(e))}" for e in entries)
+    items = ",\n".join(f"    {shared.json_item(e)}" for e in entries)
     lines.append(f'  "items": [\n{items}\n  ]' if items else '  "items": []')
     return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
 
