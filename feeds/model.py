@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,12 +124,14 @@ class Document:
         return head.startswith((b"<!doctype html", b"<html"))
 
 
-_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+# Every ASCII character but letters and digits, as a space: what separates the words of a slug.
+_SEPARATORS = str.maketrans({chr(code): " " for code in range(128) if not chr(code).isalnum()})
 
 
 def slugify(text: str, limit: int = 80) -> str:
     """A lowercase ASCII slug ("Spotlight Interviews with Co-operators" → "spotlight-interviews-with-co-operators")."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    slug = _NON_WORD.sub("-", ascii_text.lower()).replace("_", "-").strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)
+    ascii_text = text
+    if not text.isascii():  # ASCII has nothing to decompose: most titles skip the per-character path
+        ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = "-".join(ascii_text.lower().translate(_SEPARATORS).split())
     return slug[:limit].rstrip("-") or "item"

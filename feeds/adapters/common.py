@@ -20,12 +20,24 @@ _NOT_ALNUM = re.compile(r"[^a-z0-9]+")  # for ASCII text, already casefolded
 TYPE_MAX = 60  # a type label is short; longer lines are titles
 
 
-strip_unwanted = xml_safe  # the adapters' name for it: line breaks kept
+def strip_unwanted(text: str) -> str:
+    """`text` without the characters XML cannot carry (`sanitize.xml_safe`); line breaks kept."""
+    # Every unwanted character is unprintable, and so are line breaks and tabs: a whole document fails
+    # isprintable() for its breaks alone, and xml_safe's pattern is slow on long text. Text that is
+    # printable once they are set aside has nothing to remove; the check runs in C.
+    if text.isprintable() or text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable():
+        return text
+    return xml_safe(text)
 
 
 def clean_text(text: str) -> str:
     """`text` without XML-illegal characters, every run of whitespace one space, no space at either end."""
-    return " ".join(strip_unwanted(text).split())
+    if not text.isprintable():
+        return " ".join(strip_unwanted(text).split())
+    # Printable text has nothing to strip and no whitespace but the plain space, so most lines need no
+    # more than their ends trimmed (and clean text, a Line's or a title, is returned as it is).
+    trimmed = text.strip()
+    return trimmed if "  " not in trimmed else " ".join(trimmed.split())
 
 
 def strip_honorific(name: str) -> str:
@@ -51,7 +63,14 @@ def match_key(title: str, published: datetime) -> str:
     letters = (
         "".join(_NOT_ALNUM.split(decomposed)) if decomposed.isascii() else "".join(filter(str.isalnum, decomposed))
     )
-    return f"{published:%Y-%m-%d}/{letters}"
+    return f"{day_text(published)}/{letters}"
+
+
+def day_text(when: datetime) -> str:
+    """ "2022-01-10": the calendar date of `when` in its own zone, as `f"{when:%Y-%m-%d}"` writes it."""
+    # strftime goes through the C library and is slow; isoformat writes the same for four-digit years
+    # (strftime may not pad shorter ones).
+    return when.date().isoformat() if when.year >= 1000 else f"{when:%Y-%m-%d}"
 
 
 def is_type_label(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import datetime, tzinfo
@@ -50,16 +51,25 @@ _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(
 EXPECTED = 'a date such as "10 January 2022", "4 février 2019" or "25 de agosto de 2020"'
 
 
-def _fold(text: str) -> str:
-    folded = clean_text(text).casefold()
+def _fold(cleaned: str) -> str:
+    folded = cleaned.casefold()
     if folded.isascii():  # nothing to decompose: the common case, kept off the per-character path
         return folded
     # Month and weekday names are Latin letters: accents go, and so does any other script.
     return unicodedata.normalize("NFKD", folded).encode("ascii", "ignore").decode("ascii")
 
 
-def _shape(text: str) -> re.Match[str] | None:
-    folded = _fold(text)
+def _shape(cleaned: str) -> re.Match[str] | None:
+    """The day-month-year or month-day-year match of text already cleaned by `clean_text`."""
+    # Both shapes end in a four-digit year: most titles and summaries stop here. Folding turns each ASCII
+    # character into itself, lowercased, so an ASCII ending tells before folding; folded text is all
+    # ASCII, with no line break for "$" to match before.
+    ending = cleaned[-4:]
+    if ending.isascii() and not ending.isdigit():
+        return None
+    folded = _fold(cleaned)
+    if not folded[-4:].isdigit():
+        return None
     for pattern in (_DAY_MONTH_YEAR, _MONTH_DAY_YEAR):
         match = pattern.match(folded)
         if match and (match["weekday"] is None or match["weekday"] in WEEKDAYS):
@@ -72,6 +82,12 @@ def looks_like_date(text: str) -> bool:
 
     The adapters use it to tell a mistyped date line ("31 Febuary 2021") from a title.
     """
+    return _date_shaped(text)
+
+
+# Type labels and dates recur down a listing, so their answers are kept; titles pass through once.
+@functools.lru_cache(maxsize=1024)
+def _date_shaped(text: str) -> bool:
     cleaned = clean_text(text)
     return _shape(cleaned) is not None or _ISO.match(cleaned) is not None or _DOTTED.match(cleaned) is not None
 
@@ -96,6 +112,18 @@ def parse_date(text: str, tz: tzinfo) -> datetime:
             return value.astimezone(tz)
         except OverflowError:
             raise ValueError(f'"{cleaned}" is too close to the ends of the calendar') from None
+    year, month, day = _calendar_day(cleaned)
+    try:
+        return datetime(year, month, day, tzinfo=tz)
+    except ValueError:
+        if not 1 <= month <= 12:
+            raise ValueError(f'"{cleaned}": there is no month {month}') from None
+        raise ValueError(f'"{cleaned}": there is no day {day} in that month') from None
+
+
+@functools.lru_cache(maxsize=1024)
+def _calendar_day(cleaned: str) -> tuple[int, int, int]:
+    """The year, month and day a day-month-year text names, read once: a listing repeats its dates."""
     if dotted := _DOTTED.match(cleaned):
         year, month, day = int(dotted["year"]), int(dotted["month"]), int(dotted["day"])
     else:
@@ -107,12 +135,7 @@ def parse_date(text: str, tz: tzinfo) -> datetime:
             raise ValueError(f'"{cleaned}": "{month_word}" is not a month name in English, French or Spanish')
         year, month, day = int(match["year"]), MONTHS[month_word], int(match["day"])
     _check_year(cleaned, year)
-    try:
-        return datetime(year, month, day, tzinfo=tz)
-    except ValueError:
-        if not 1 <= month <= 12:
-            raise ValueError(f'"{cleaned}": there is no month {month}') from None
-        raise ValueError(f'"{cleaned}": there is no day {day} in that month') from None
+    return year, month, day
 
 
 def _check_year(text: str, year: int) -> None:

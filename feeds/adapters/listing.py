@@ -10,7 +10,7 @@ from typing import Any
 
 from lxml.html import HtmlElement
 
-from feeds.adapters.common import Problems, blocks_html, is_type_label, match_key
+from feeds.adapters.common import Problems, blocks_html, day_text, is_type_label, match_key
 from feeds.adapters.dates import EXPECTED, looks_like_date, parse_date, split_type_date
 from feeds.adapters.lines import Line, html_lines, parse_html, read_text, text_lines
 from feeds.config import SourceConfig
@@ -197,7 +197,7 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
 def _entry(item: _Item, source: SourceConfig, default_type: str) -> Entry:
     label = item.label or default_type
     return Entry(
-        id=item.link or source.tag(f"{item.published:%Y-%m-%d}/{slugify(item.title, 60)}"),
+        id=item.link or source.tag(f"{day_text(item.published)}/{slugify(item.title, 60)}"),
         title=item.title,
         link=item.link,
         published=item.published,

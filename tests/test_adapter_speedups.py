@@ -1,0 +1,129 @@
+"""The adapters' shortcuts and caches answer exactly as the plain computations they stand in for."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from feeds.adapters import dates
+from feeds.adapters.common import clean_text, day_text, strip_unwanted
+from feeds.adapters.dates import looks_like_date, parse_date
+from feeds.adapters.lines import text_lines
+from feeds.model import slugify
+from feeds.sanitize import xml_safe
+
+FAST = settings(max_examples=300, deadline=None)
+
+# Characters the shortcuts have to get right: XML-illegal ones, odd spaces and line breaks, letters and digits
+# that fold or decompose into ASCII (superscript, fullwidth, ligature, squared), and marks that vanish when folded.
+TRICKY = st.sampled_from([
+    "\x00", "\x08", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1f", " ", "\x7f", "\x85", "\x9f", "\xa0", "\xad",
+    "\u2028", "\u2029", "\u3000", "\u200b", "\ufeff", "\ufdd0", "\ufffe", "\uffff", "\U0001fffe", "\U0010ffff",
+    "\ud800", "²", "\uff12", "\u0662", "\U0001d7d0", "①", "ﬁ", "㎅", "Ǆ", "ß", "é", "\u0301", "“", "—", "_", "-",
+    "|", "•", ".",
+])  # fmt: skip
+TEXT = st.lists(st.one_of(TRICKY, st.text(max_size=6), st.sampled_from(["0", "2022", "mai", "Jan"])), max_size=14).map(
+    "".join
+)
+DATE_LIKE = st.builds(
+    lambda weekday, day, month, year: f"{weekday}{day} {month} {year}",
+    st.sampled_from(["", "Lundi ", "mon., ", "Funday "]),
+    st.sampled_from(["1", "1er", "31", "²", "\uff11\uff10", "\u0663"]),
+    st.sampled_from(["January", "FÉVR.", "de agosto de", "Febuary", "\uff4d\uff41\uff59"]),
+    st.sampled_from(
+        ["2022", "1799", "²⁰²²", "\uff12\uff10\uff12\uff12", "\u0662\u0660\u0662\u0662", "2022\u0301", "20221"]
+    ),
+)
+ZONES = [ZoneInfo("Europe/Zurich"), UTC, timezone(timedelta(hours=1), "CET"), ZoneInfo("Pacific/Kiritimati")]
+
+
+def _old_slugify(text: str, limit: int = 80) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^\w]+", "-", ascii_text.lower()).replace("_", "-").strip("-")
+    slug = re.sub(r"-{2,}", "-", slug)
+    return slug[:limit].rstrip("-") or "item"
+
+
+def _old_looks_like_date(text: str) -> bool:
+    cleaned = " ".join(xml_safe(text).split())
+    folded = unicodedata.normalize("NFKD", cleaned.casefold()).encode("ascii", "ignore").decode("ascii")
+    for pattern in (dates._DAY_MONTH_YEAR, dates._MONTH_DAY_YEAR):
+        match = pattern.match(folded)
+        if match and (match["weekday"] is None or match["weekday"] in dates.WEEKDAYS):
+            return True
+    return dates._ISO.match(cleaned) is not None or dates._DOTTED.match(cleaned) is not None
+
+
+@FAST
+@given(TEXT)
+@example("a\r\x00\nb")
+def test_strip_unwanted_is_xml_safe(text: str) -> None:
+    assert strip_unwanted(text) == xml_safe(text)
+
+
+@FAST
+@given(TEXT)
+@example("  two  spaces ")
+def test_clean_text_is_the_plain_computation(text: str) -> None:
+    assert clean_text(text) == " ".join(xml_safe(text).split())
+
+
+@FAST
+@given(st.one_of(TEXT, st.text()), st.sampled_from([80, 60, 1, 0]))
+@example("Spotlight Interviews with Co-operators", 80)
+@example("a__b -_- c", 80)
+def test_slugify_is_the_plain_computation(text: str, limit: int) -> None:
+    assert slugify(text, limit) == _old_slugify(text, limit)
+
+
+@FAST
+@given(st.datetimes(timezones=st.sampled_from([None, *ZONES])))
+@example(datetime(999, 1, 2))
+def test_day_text_is_strftime(when: datetime) -> None:
+    assert day_text(when) == f"{when:%Y-%m-%d}"
+
+
+@FAST
+@given(st.one_of(TEXT, DATE_LIKE, DATE_LIKE.map(lambda date: date + "\x00")))
+@example("10 January ²⁰²²")
+@example("Item 7: region 12")
+def test_looks_like_date_is_the_plain_computation(text: str) -> None:
+    expected = _old_looks_like_date(text)
+    assert looks_like_date(text) is expected
+    assert looks_like_date(text) is expected  # the second answer comes from the cache
+
+
+@FAST
+@given(st.one_of(TEXT, DATE_LIKE), st.sampled_from(ZONES), st.sampled_from(ZONES))
+@example("10 January 2022", ZONES[0], ZONES[2])
+@example("31 Febuary 2021", ZONES[0], ZONES[1])
+def test_a_date_read_again_is_read_the_same_in_any_zone(text: str, first: tzinfo, second: tzinfo) -> None:
+    try:
+        before = parse_date(text, first)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as again:
+            parse_date(text, second)
+        assert str(again.value) == str(exc)
+        return
+    after = parse_date(text, second)
+    assert after.tzinfo is second
+    if not dates._ISO.match(clean_text(text)):  # the same midnight, on the same calendar day
+        assert after.replace(tzinfo=None) == before.replace(tzinfo=None)
+
+
+@FAST
+@given(st.lists(st.one_of(TEXT, st.sampled_from(["", "\r", "\n", "\r\n", "\r\r\n", "  •  item"])), max_size=12))
+def test_text_lines_are_numbered_as_an_editor_shows_them(parts: list[str]) -> None:
+    text = "".join(parts)
+    raw_lines = re.split(r"\r\n|\r|\n", strip_unwanted(text))
+    expected = [(number, clean_text(raw)) for number, raw in enumerate(raw_lines, start=1) if clean_text(raw)]
+    lines = text_lines(strip_unwanted(text))
+    assert [line.number for line in lines] == [number for number, _ in expected]
+    for line, (_, cleaned) in zip(lines, expected, strict=True):
+        assert line.text == cleaned or (line.kind == "item" and cleaned.endswith(line.text))
