@@ -5,16 +5,13 @@ Run: python bench/build.py [--entries 10000] [--categories 20]
 Synthetic listing sources (plain text, as the `listing` adapter reads them) hold the entries,
 spread over the categories by type label; every feed is uncapped so each entry is rendered in its
 category feed and in `all`. "feedgen alone" renders Atom and RSS for the same feeds with plain
-feedgen calls and nothing else, the floor any feedgen-based publisher pays. A pass this large
-renders part of its entries on a second process (feeds.worker); the full build is measured once
-more with that turned off.
+feedgen calls and nothing else, the floor any feedgen-based publisher pays.
 Goals: full build <= 2x feedgen alone; unchanged rebuild <= 5% of the full build.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import sys
 import tempfile
@@ -26,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from render_alone import feedgen_alone
 
-from feeds import collate, pipeline, render
+from feeds import collate, pipeline
 from feeds.config import load
 from feeds.publish import format_day
 
@@ -82,14 +79,8 @@ def creation_cost(where: Path, count: int = 1000) -> float:
     return cost
 
 
-def peak_mib(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of the children it has waited for (the render worker)."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -113,10 +104,10 @@ def main() -> None:
         base_rss = peak_mib()
         per_file = creation_cost(root)
 
-        started, cpu = time.perf_counter(), cpu_seconds()
+        started, cpu = time.perf_counter(), time.process_time()
         report = pipeline.build(config, now)
-        full, full_cpu = time.perf_counter() - started, cpu_seconds() - cpu
-        peak, worker_peak = peak_mib(), peak_mib(resource.RUSAGE_CHILDREN)
+        full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
+        peak = peak_mib()
         assert not report.failed, [s.error for s in report.sources if s.failed]
         files = sum(1 for _ in (root / "output").rglob("*") if _.is_file())
 
@@ -135,26 +126,12 @@ def main() -> None:
         alone = feedgen_alone(by_feed)
         alone_cpu = time.process_time() - cpu
 
-    # The same full build with the render worker turned off, for what the second process buys.
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        root = Path(tmp)
-        write_sources(root, args.entries, args.categories)
-        config = load(root / "config.toml")
-        render.PARALLEL_FROM = sys.maxsize
-        started, cpu = time.perf_counter(), cpu_seconds()
-        pipeline.build(config, now)
-        serial, serial_cpu = time.perf_counter() - started, cpu_seconds() - cpu
-
     print(
         f"entries: {args.entries} in {args.categories} categories; {rendered} feed entries per format; "
         f"{files} files written"
     )
-    print(f"full build:        {full:8.2f} s   ({full_cpu:.2f} s CPU, the render worker's included)")
-    print(
-        f"                   peak RSS {peak:.0f} MiB (interpreter and imports: {base_rss:.0f} MiB); "
-        f"render worker {worker_peak:.0f} MiB"
-    )
-    print(f"  one process:     {serial:8.2f} s   ({serial_cpu:.2f} s CPU), {serial / full:.2f}x the time with a worker")
+    print(f"full build:        {full:8.2f} s   ({full_cpu:.2f} s CPU; the rest waits on the disk)")
+    print(f"                   peak RSS {peak:.0f} MiB (interpreter and imports: {base_rss:.0f} MiB)")
     print(f"unchanged rebuild: {rebuild:8.2f} s   files rewritten: {touched}")
     print(f"feedgen alone:     {alone:8.2f} s   ({alone_cpu:.2f} s CPU; Atom + RSS of the same feeds, no files)")
     creating = per_file * files

@@ -2,5 +2,5 @@
 
 from feeds.cli import main
 
-if __name__ == "__main__":  # not when a worker process imports it
+if __name__ == "__main__":  # run, not imported
     raise SystemExit(main())

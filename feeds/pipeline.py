@@ -270,7 +270,6 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         return known.get(name) != fingerprint or not (site.output / name).exists()
 
     def writes() -> Iterator[tuple[publish.Write, FileReport]]:
-        shared_ready = False
         for category in categories:
             paged = collate.paginate(
                 by_slug.get(category.slug, ()), first_seen, store.archive_pages(category.slug), site.entries_per_feed
@@ -291,9 +290,6 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                 name = f"{category.slug}.{ext}"
                 report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
                 if due(name, fingerprint):
-                    if not shared_ready:
-                        shared.prepare(by_slug[collate.ALL.slug], site.base_url)  # every entry, most at once
-                        shared_ready = True
                     yield publish.Write(name, renderer(meta, entries, shared)), report
                 else:
                     reports.append(report)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import json
-import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -20,7 +17,7 @@ import lxml.html  # type: ignore[import-untyped, unused-ignore]
 from feedgen.entry import FeedEntry
 from feedgen.feed import FeedGenerator
 
-from feeds import __version__, worker
+from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
 
@@ -28,8 +25,6 @@ ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
-
-log = logging.getLogger(__name__)
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -376,63 +371,6 @@ class Shared:
         if text is None:
             text = self._json[key] = _compact(_json_item(self.item(entry)))
         return text
-
-    def _ahead(self, entry: Entry, base_url: str) -> _Ahead:
-        return self.fragment("atom", base_url, entry), self.fragment("rss", base_url, entry), self.json_item(entry)
-
-    def prepare(self, entries: Sequence[Entry], base_url: str) -> None:
-        """Render `entries` for the feeds of the pass ahead of them, a share on a second process when it pays.
-
-        An entry that fails is left for the feed that shows it, which reports it by name.
-        """
-        if len(entries) < PARALLEL_FROM or _cpus() < 2:
-            return  # a worker's start would cost more than it saves: the feeds render as they go
-        cut = int(len(entries) * _WORKER_SHARE)
-        theirs, mine = entries[:cut], entries[cut:]
-        try:
-            call = worker.Call(_render_ahead, theirs, base_url)
-        except worker.WorkerError as exc:
-            log.warning("rendering on one process: %s", exc)
-            return
-        try:
-            for entry in mine:
-                with contextlib.suppress(ValueError, TypeError, UnicodeError):
-                    self._ahead(entry, base_url)
-        except BaseException:
-            call.cancel()
-            raise
-        try:
-            done = call.result()
-        except worker.WorkerError as exc:  # the feeds render its share themselves
-            log.warning("rendering on one process: the worker failed: %s", exc)
-            return
-        for entry, ahead in zip(theirs, done, strict=True):
-            if ahead is not None:
-                key = self._keep(entry)
-                self._fragments["atom", base_url, key], self._fragments["rss", base_url, key], self._json[key] = ahead
-
-
-_Ahead = tuple[bytes, bytes, str]  # an entry's Atom and RSS fragments and JSON Feed item
-PARALLEL_FROM = 2000  # entries in a pass from which a second process pays for its start
-# The worker's share of them: it first starts an interpreter and imports lxml and feedgen while
-# this process already renders.
-_WORKER_SHARE = 0.4
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _render_ahead(entries: Sequence[Entry], base_url: str) -> list[_Ahead | None]:
-    """In the worker: what a pass keeps of each entry, or None for one that fails."""
-    shared = Shared()
-    out: list[_Ahead | None] = []
-    for entry in entries:
-        try:
-            out.append(shared._ahead(entry, base_url))
-        except (ValueError, TypeError, UnicodeError):
-            out.append(None)
-    return out
 
 
 def _generator(*, atom: bool) -> _FgFeed:
