@@ -20,6 +20,7 @@ from feedgen.feed import FeedGenerator
 from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
+from feeds.publish import format_day
 
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
@@ -31,8 +32,6 @@ _DC_NS = "http://purl.org/dc/elements/1.1/"
 _FH_NS = "http://purl.org/syndication/history/1.0"
 _EXT = "feeds_ext"  # the attribute feedgen gives our extension on each generator and entry
 _UNTITLED = "(untitled)"
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December")  # fmt: skip
 
 # Everything outside XML 1.0's Char production: lxml refuses the whole document over one of these.
 _XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -104,7 +103,7 @@ class _Attachment(NamedTuple):
 
 
 class _Item(NamedTuple):
-    entry: Entry
+    entry: Entry  # held, so a pass can key its caches by the identity of the entry (Shared)
     id: str
     title: str
     link: str
@@ -329,27 +328,22 @@ class Shared:
 
     def __init__(self) -> None:
         # Keyed by identity: a pass hands the same Entry object to every feed it is in, and hashing
-        # a whole entry by value cost more than cleaning it again. Each entry is kept alive here,
-        # so its identity cannot be reused for another while the cache lives.
-        self._entries: dict[int, Entry] = {}
+        # a whole entry by value cost more than cleaning it again. Whatever is kept of an entry is
+        # made from its item, and the item holds the entry, so its identity cannot be reused for
+        # another while the cache lives.
         self._items: dict[int, _Item] = {}
         self._fragments: dict[tuple[str, str, int], bytes] = {}
         self._json: dict[int, str] = {}
 
-    def _keep(self, entry: Entry) -> int:
-        self._entries.setdefault(id(entry), entry)
-        return id(entry)
-
     def item(self, entry: Entry) -> _Item:
-        key = self._keep(entry)
-        item = self._items.get(key)
+        item = self._items.get(id(entry))
         if item is None:
-            item = self._items[key] = _item(entry)
+            item = self._items[id(entry)] = _item(entry)
         return item
 
     def fragment(self, fmt: str, base_url: str, entry: Entry) -> bytes:
         """The entry's serialized element in `fmt` ("atom" or "rss"), built through feedgen once per pass."""
-        key = (fmt, base_url, self._keep(entry))
+        key = (fmt, base_url, id(entry))
         fragment = self._fragments.get(key)
         if fragment is None:
             item = self.item(entry)
@@ -366,10 +360,9 @@ class Shared:
         return fragment
 
     def json_item(self, entry: Entry) -> str:
-        key = self._keep(entry)
-        text = self._json.get(key)
+        text = self._json.get(id(entry))
         if text is None:
-            text = self._json[key] = _compact(_json_item(self.item(entry)))
+            text = self._json[id(entry)] = _compact(_json_item(self.item(entry)))
         return text
 
 
@@ -615,11 +608,6 @@ def _esc(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _day(moment: datetime) -> str:
-    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"
-
-
 def _names(people: tuple[_Person, ...], css: str) -> str:
     links = []
     for p in people:
@@ -672,7 +660,7 @@ def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: S
     if site:
         out.append(f"<header><p>{site}</p></header>\n")
     out.append(f"<article>\n<h1>{title}</h1>\n")
-    out.append(f'<p><time datetime="{item.published.isoformat()}">{_day(item.published)}</time></p>\n')
+    out.append(f'<p><time datetime="{item.published.isoformat()}">{format_day(item.published)}</time></p>\n')
     if item.authors:
         out.append(_names(item.authors, "authors"))
     if item.contributors:

@@ -43,8 +43,15 @@ _SPACE = re.compile(r"\s+")
 
 def xml_safe(text: str) -> str:
     """`text` without the characters XML 1.0 forbids or feed validators reject; line breaks are kept."""
-    # Every unwanted character is unprintable, and the check runs in C: most text skips the regex.
-    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
+    # Every unwanted character is unprintable, and the check runs in C: most text skips the regex,
+    # which is slow on long text. Line breaks and tabs are unprintable too but wanted, so a document
+    # is checked once more without them before the regex has to run.
+    if text.isprintable() or text.translate(_BREAKS).isprintable():
+        return text
+    return _XML_ILLEGAL.sub("", text)
+
+
+_BREAKS = str.maketrans("", "", "\t\n\r")
 
 
 def sanitize_html(fragment: str, base_url: str = "") -> str:

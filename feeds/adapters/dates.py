@@ -77,17 +77,13 @@ def _shape(cleaned: str) -> re.Match[str] | None:
     return None
 
 
+# Type labels and dates recur down a listing, so their answers are kept; titles pass through once.
+@functools.lru_cache(maxsize=1024)
 def looks_like_date(text: str) -> bool:
     """Whether `text` is shaped like a date (day, month word, year; or ISO), even if it is not a valid one.
 
     The adapters use it to tell a mistyped date line ("31 Febuary 2021") from a title.
     """
-    return _date_shaped(text)
-
-
-# Type labels and dates recur down a listing, so their answers are kept; titles pass through once.
-@functools.lru_cache(maxsize=1024)
-def _date_shaped(text: str) -> bool:
     cleaned = clean_text(text)
     return _shape(cleaned) is not None or _ISO.match(cleaned) is not None or _DOTTED.match(cleaned) is not None
 
