@@ -118,13 +118,25 @@ class Fetcher:
         self._now = now
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._hosts_lock = threading.Lock()
-        self._client = httpx.Client(
-            transport=transport,
-            headers={"User-Agent": user_agent, "Accept": _ACCEPT},
-            follow_redirects=False,  # followed by hand, to see which hops are permanent
-            trust_env=False,  # config.py is the only reader of the environment
-            timeout=self._timeout(self.limits.total_timeout),
-        )
+        self._transport = transport
+        self._user_agent = user_agent
+        # Made on the first fetch: loading the CA bundle takes a fifth of a second, and a pass of
+        # local files never needs it.
+        self._made: httpx.Client | None = None
+        self._made_lock = threading.Lock()
+
+    @property
+    def _client(self) -> httpx.Client:
+        with self._made_lock:
+            if self._made is None:
+                self._made = httpx.Client(
+                    transport=self._transport,
+                    headers={"User-Agent": self._user_agent, "Accept": _ACCEPT},
+                    follow_redirects=False,  # followed by hand, to see which hops are permanent
+                    trust_env=False,  # config.py is the only reader of the environment
+                    timeout=self._timeout(self.limits.total_timeout),
+                )
+            return self._made
 
     def __enter__(self) -> Self:
         return self
@@ -133,7 +145,9 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        with self._made_lock:
+            if self._made is not None:
+                self._made.close()
 
     def fetch(self, source_name: str, location: str, validators: Validators = Validators()) -> FetchResult:
         """Fetch `location` (an http(s) URL or a local path) for the source `source_name`.

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import feedparser
+import httpx
 import pytest
 from conftest import DATA, NOW
 from lxml import etree, html
@@ -207,6 +208,17 @@ def test_rebuild_rewrites_nothing(config: Config) -> None:
         store.put_fingerprints(dict.fromkeys(store.fingerprints(), "stale"), NOW)
     pipeline.build(config, NOW + timedelta(hours=4))
     assert snapshot(config.site.output) == before
+
+
+def test_a_pass_of_local_files_opens_no_http_client(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Making an HTTP client loads the CA bundle, which costs more than parsing a small source.
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an HTTP client was made for local files")
+
+    monkeypatch.setattr(httpx, "Client", refuse)
+    report = pipeline.build(config, NOW)
+    assert not report.failed
+    assert (config.site.output / "all.atom").exists()
 
 
 def test_editing_a_summary_moves_updated_and_keeps_the_id(config: Config) -> None:
