@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import re
 import threading
@@ -288,25 +289,36 @@ def _line_start(text: bytes, at: int) -> int:
     return text.rindex(b"\n", 0, at) + 1
 
 
-def _fragment(element: Any, fmt: str) -> bytes:
-    """A built entry as the lines it takes in a pretty-printed document of its format.
+_BATCH = 200  # entries serialized in one call
 
-    Written inside a stand-in of the document's root (its namespaces, at the entry's depth), so the
-    bytes are those the whole document would hold, and an entry is serialized once however many
-    feeds show it.
+# Where a built entry sits in a pretty-printed document: its parent's closing tag, and the start of its
+# own line, which nothing else in the document can hold: every "<" of an entry's text is escaped, and
+# no element inside an entry is named like the entry.
+_PLACES = {"atom": (b"</feed>", b"\n  <entry"), "rss": (b"</channel>", b"\n    <item")}
+
+
+def _serialize(elements: Sequence[Any], fmt: str) -> list[bytes]:
+    """Built entries as the lines each takes in a pretty-printed document of its format.
+
+    They are written together inside a stand-in of the document's root (its namespaces, at the
+    entries' depth), so the bytes are those the whole document would hold, and then cut apart: an
+    entry is serialized once however many feeds show it, and one call serves a whole batch.
     """
     if fmt == "atom":
         root = parent = lxml.etree.Element("feed")
-        tag = b"<entry"
     else:
         root = lxml.etree.Element("rss", nsmap=_RSS_NSMAP)
         parent = lxml.etree.SubElement(root, "channel")
-        tag = b"<item"
-    parent.append(element)
+    parent.extend(elements)
     text: bytes = lxml.etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True)
-    # Every "<" in an entry's text is escaped: the first tag and the last closing one are the stand-in's.
-    closing = b"</feed>" if fmt == "atom" else b"</channel>"
-    return text[_line_start(text, text.index(tag)) : _line_start(text, text.rindex(closing))]
+    closing, opening = _PLACES[fmt]
+    starts = []
+    at = 0
+    for _ in elements:
+        at = text.index(opening, at) + 1
+        starts.append(at)
+    starts.append(_line_start(text, text.rindex(closing)))
+    return [text[a:b] for a, b in itertools.pairwise(starts)]
 
 
 def _splice(envelope: bytes, closing: bytes, fragments: Sequence[bytes]) -> bytes:
@@ -341,23 +353,33 @@ class Shared:
             item = self._items[id(entry)] = _item(entry)
         return item
 
-    def fragment(self, fmt: str, base_url: str, entry: Entry) -> bytes:
-        """The entry's serialized element in `fmt` ("atom" or "rss"), built through feedgen once per pass."""
-        key = (fmt, base_url, id(entry))
-        fragment = self._fragments.get(key)
-        if fragment is None:
-            item = self.item(entry)
+    def fragments(self, fmt: str, base_url: str, entries: Sequence[Entry], where: str) -> list[bytes]:
+        """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass."""
+        cache = self._fragments
+        missing = list({id(e): e for e in entries if (fmt, base_url, id(e)) not in cache}.items())
+        # In batches, so that a long feed's built elements are not all held at once.
+        for batch in (missing[n : n + _BATCH] for n in range(0, len(missing), _BATCH)):
+            elements = [self._element(fmt, base_url, entry, where) for _, entry in batch]
+            try:
+                serialized = _serialize(elements, fmt)
+            except (ValueError, TypeError, UnicodeError) as exc:
+                raise RenderError(where, str(exc)) from exc
+            # Cached only once built: an entry that fails, fails in every feed it is in.
+            for (key, _), fragment in zip(batch, serialized, strict=True):
+                cache[fmt, base_url, key] = fragment
+        return [cache[fmt, base_url, id(e)] for e in entries]
+
+    def _element(self, fmt: str, base_url: str, entry: Entry, where: str) -> Any:
+        try:
             fe: _FgEntry = FeedEntry()
             fe.register_extension(_EXT, _EntryExt, atom=fmt == "atom", rss=fmt == "rss")
-            _FILLS[fmt](fe, item, base_url)
+            _FILLS[fmt](fe, self.item(entry), base_url)
             if fmt == "atom":
-                element = fe.atom_entry()
-            else:
-                with _RSS_LOCK:
-                    element = fe.rss_entry()
-            # Cached only once built: an entry that fails, fails in every feed it is in.
-            fragment = self._fragments[key] = _fragment(element, fmt)
-        return fragment
+                return fe.atom_entry()
+            with _RSS_LOCK:
+                return fe.rss_entry()
+        except (ValueError, TypeError, UnicodeError) as exc:
+            raise RenderError(where, f"entry {entry.id}: {exc}") from exc
 
     def json_item(self, entry: Entry) -> str:
         text = self._json.get(id(entry))
@@ -391,16 +413,6 @@ def _person_dicts(people: tuple[_Person, ...]) -> list[dict[str, str]]:
         if p.email:
             d["email"] = p.email
         out.append(d)
-    return out
-
-
-def _fragments(entries: Sequence[Entry], where: str, shared: Shared, fmt: str, base_url: str) -> list[bytes]:
-    out = []
-    for entry in entries:
-        try:
-            out.append(shared.fragment(fmt, base_url, entry))
-        except (ValueError, TypeError, UnicodeError) as exc:
-            raise RenderError(where, f"entry {entry.id}: {exc}") from exc
     return out
 
 
@@ -492,7 +504,7 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         gen.language(language)
     gen.generator(GENERATOR, version=__version__)
 
-    fragments = _fragments(entries, where, shared or Shared(), "atom", meta.base_url)
+    fragments = (shared or Shared()).fragments("atom", meta.base_url, entries, where)
     return _splice(_envelope(where, lambda: gen.atom_str(pretty=True)), b"</feed>", fragments)
 
 
@@ -525,7 +537,7 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
     if meta.ttl_minutes is not None:
         gen.ttl(meta.ttl_minutes)
 
-    fragments = _fragments(entries, where, shared or Shared(), "rss", meta.base_url)
+    fragments = (shared or Shared()).fragments("rss", meta.base_url, entries, where)
     with _RSS_LOCK:
         envelope = _envelope(where, lambda: gen.rss_str(pretty=True))
     return _splice(envelope, b"</channel>", fragments)
