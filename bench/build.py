@@ -119,7 +119,11 @@ def main() -> None:
 
         with pipeline.open_store(config) as store:
             merged = collate.merge(store.items())
-        feeds = collate.categorize(merged, config.categories, config.sources)
+        # The entries as the build published them: with their categories, and their page as link.
+        links = {
+            m.entry.id: config.site.base_url + pipeline.entry_page_path(m.entry) for m in merged if not m.entry.link
+        }
+        feeds = collate.categorize(merged, config.categories, config.sources, links=links)
         by_feed = {slug: collate.order(entries, args.entries) for slug, entries in feeds.items()}
         rendered = sum(len(v) for v in by_feed.values())
         cpu = time.process_time()

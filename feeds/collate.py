@@ -137,6 +137,8 @@ def categorize(
     merged: Sequence[Merged],
     categories: Sequence[CategoryConfig],
     sources: Sequence[SourceConfig],
+    *,
+    links: Mapping[str, str] | None = None,
 ) -> dict[str, list[Entry]]:
     """Map each category slug to its entries (each entry carrying its categories); `all` holds every entry.
 
@@ -144,12 +146,17 @@ def categorize(
     `types`, one of its sources among its `sources`, or one of its `keywords` is a word of the title
     or summary. A source's `categories` map sends labels to slugs; a source without a map
     publishes each label that no configured category takes into a category derived from it.
+    `links` gives entries without a link of their own one (by id) in the same copy, the one a
+    pass makes of each entry.
     """
     rules = _Rules(categories, sources)
+    links = links or {}
     out: dict[str, list[Entry]] = {ALL.slug: []}
     for item in merged:
         slugs, joined = rules.place(item)
-        placed = replace(item.entry, categories=joined)
+        entry = item.entry
+        link = entry.link or links.get(entry.id, "")
+        placed = replace(entry, categories=joined, link=link)
         out[ALL.slug].append(placed)
         for slug in slugs:
             out.setdefault(slug, []).append(placed)

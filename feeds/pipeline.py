@@ -240,11 +240,12 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     stamps = store.stamp([m.entry for m in merged], now)
     fresh: dict[str, Stamp] = {}
     updated_text: dict[str, str] = {}  # key() asks for it in every file an entry is in: written once
+    page_links: dict[str, str] = {}
     stamped: list[collate.Merged] = []
     for item, stamp in zip(merged, stamps, strict=True):
         entry = stamp.entry
         if not entry.link:
-            entry = replace(entry, link=site.base_url + entry_page_path(entry))
+            page_links[entry.id] = site.base_url + entry_page_path(entry)
         fresh[entry.id] = stamp
         updated_text[entry.id] = entry.updated.isoformat()
         stamped.append(collate.Merged(entry=entry, sources=item.sources))
@@ -255,7 +256,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         cats = tuple((c.slug, c.title) for c in entry.categories)
         return (entry.id, fresh[entry.id].digest, updated_text[entry.id], entry.link, cats)
 
-    by_slug = collate.categorize(stamped, config.categories, config.sources)
+    by_slug = collate.categorize(stamped, config.categories, config.sources, links=page_links)
     categories = collate.category_list(by_slug, config.categories)
     ttl = poll_seconds(config) // 60
     known = store.fingerprints()

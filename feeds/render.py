@@ -344,7 +344,7 @@ class Shared:
         # made from its item, and the item holds the entry, so its identity cannot be reused for
         # another while the cache lives.
         self._items: dict[int, _Item] = {}
-        self._fragments: dict[tuple[str, str, int], bytes] = {}
+        self._fragments: dict[str, dict[int, tuple[bytes, bytes]]] = {}  # base URL: entry: (Atom, RSS)
         self._json: dict[int, str] = {}
 
     def item(self, entry: Entry) -> _Item:
@@ -354,30 +354,29 @@ class Shared:
         return item
 
     def fragments(self, fmt: str, base_url: str, entries: Sequence[Entry], where: str) -> list[bytes]:
-        """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass."""
-        cache = self._fragments
-        missing = list({id(e): e for e in entries if (fmt, base_url, id(e)) not in cache}.items())
+        """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass.
+
+        An entry is built in both formats at once, from one feedgen entry: what they share is set once.
+        """
+        cache = self._fragments.setdefault(base_url, {})
+        missing = list({id(e): e for e in entries if id(e) not in cache}.items())
         # In batches, so that a long feed's built elements are not all held at once.
         for batch in (missing[n : n + _BATCH] for n in range(0, len(missing), _BATCH)):
-            elements = [self._element(fmt, base_url, entry, where) for _, entry in batch]
+            built = [self._elements(base_url, entry, where) for _, entry in batch]
             try:
-                serialized = _serialize(elements, fmt)
+                atom = _serialize([pair[0] for pair in built], "atom")
+                rss = _serialize([pair[1] for pair in built], "rss")
             except (ValueError, TypeError, UnicodeError) as exc:
                 raise RenderError(where, str(exc)) from exc
             # Cached only once built: an entry that fails, fails in every feed it is in.
-            for (key, _), fragment in zip(batch, serialized, strict=True):
-                cache[fmt, base_url, key] = fragment
-        return [cache[fmt, base_url, id(e)] for e in entries]
+            for (key, _), pair in zip(batch, zip(atom, rss, strict=True), strict=True):
+                cache[key] = pair
+        at = 0 if fmt == "atom" else 1
+        return [cache[id(e)][at] for e in entries]
 
-    def _element(self, fmt: str, base_url: str, entry: Entry, where: str) -> Any:
+    def _elements(self, base_url: str, entry: Entry, where: str) -> tuple[Any, Any]:
         try:
-            fe: _FgEntry = FeedEntry()
-            fe.register_extension(_EXT, _EntryExt, atom=fmt == "atom", rss=fmt == "rss")
-            _FILLS[fmt](fe, self.item(entry), base_url)
-            if fmt == "atom":
-                return fe.atom_entry()
-            with _RSS_LOCK:
-                return fe.rss_entry()
+            return _build(self.item(entry), base_url)
         except (ValueError, TypeError, UnicodeError) as exc:
             raise RenderError(where, f"entry {entry.id}: {exc}") from exc
 
@@ -426,51 +425,45 @@ def _envelope(where: str, whole: Callable[[], bytes]) -> bytes:
 # --- what each format says of an entry, through feedgen -----------------------------------------
 
 
-def _fill_atom(fe: _FgEntry, item: _Item, base_url: str) -> None:
+def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
+    """The entry's Atom and RSS elements, built through one feedgen entry.
+
+    What both formats say is set once. RSS is built first, before the authors: feedgen would write
+    an RSS <author> for each that has an e-mail address, and RSS names them as dc:creator instead.
+    """
     if not item.link:
         raise ValueError("no link (every entry needs an absolute URL)")
-    fe.id(item.id)
+    fe: _FgEntry = FeedEntry()
+    fe.register_extension(_EXT, _EntryExt, atom=True, rss=True)
     fe.title(item.title)
-    fe.updated(item.updated)
-    fe.published(item.published)
     fe.link([{"href": item.link}])
+    fe.published(item.published)
+    if item.content_html:
+        fe.content(item.content_html, type="html")
+    if item.categories:
+        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
+    ext = _entry_ext(fe)
+    ext.enclosures = item.enclosures
+
+    fe.guid(item.id, permalink=item.id == item.link)
+    if item.summary:
+        # <description> is HTML to every reader; the summary is plain text.
+        fe.summary(html.escape(item.summary, quote=False))
+    # dc:creator, not <author>: RSS's author must be an e-mail address and name-only ones vanish.
+    ext.creators = tuple(p.name for p in item.authors)
+    ext.contributors = tuple(p.name for p in item.contributors)
+    with _RSS_LOCK:
+        rss = fe.rss_entry()
+
+    fe.id(item.id)
+    fe.updated(item.updated)
     if item.authors:
         fe.author(_person_dicts(item.authors))
     if item.contributors:
         fe.contributor(_person_dicts(item.contributors))
     if item.summary:
         fe.summary(item.summary)
-    if item.content_html:
-        fe.content(item.content_html, type="html")
-    if item.categories:
-        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
-    if item.enclosures:
-        _entry_ext(fe).enclosures = item.enclosures
-
-
-def _fill_rss(fe: _FgEntry, item: _Item, base_url: str) -> None:
-    if not item.link:
-        raise ValueError("no link (every entry needs an absolute URL)")
-    fe.guid(item.id, permalink=item.id == item.link)
-    fe.title(item.title)
-    fe.link([{"href": item.link}])
-    fe.published(item.published)
-    if item.summary:
-        # <description> is HTML to every reader; the summary is plain text.
-        fe.summary(html.escape(item.summary, quote=False))
-    if item.content_html:
-        fe.content(item.content_html, type="html")
-    if item.categories:
-        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
-    if item.enclosures or item.authors or item.contributors:
-        ext = _entry_ext(fe)
-        ext.enclosures = item.enclosures
-        # dc:creator, not <author>: RSS's author must be an e-mail address and name-only ones vanish.
-        ext.creators = tuple(p.name for p in item.authors)
-        ext.contributors = tuple(p.name for p in item.contributors)
-
-
-_FILLS: dict[str, Callable[[_FgEntry, _Item, str], None]] = {"atom": _fill_atom, "rss": _fill_rss}
+    return fe.atom_entry(), rss
 
 
 # --- Atom -----------------------------------------------------------------------------------------

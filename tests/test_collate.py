@@ -132,6 +132,17 @@ sources = ["plain"]
     assert listed[-1].title == "Spotlight Interviews with Co-operators"
 
 
+def test_categorize_gives_link_less_entries_their_page_link() -> None:
+    cfg = config("")
+    linked = item(id="1", source="plain", link="https://e.org/own")
+    bare = item(id="2", source="plain", link="")
+    entries = [Merged(entry=e, sources=frozenset({"plain"})) for e in (linked, bare)]
+    pages = {"1": "https://feeds.e.org/entries/plain/1.html", "2": "https://feeds.e.org/entries/plain/2.html"}
+    feeds = categorize(entries, cfg.categories, cfg.sources, links=pages)
+    assert [e.link for e in feeds["all"]] == ["https://e.org/own", "https://feeds.e.org/entries/plain/2.html"]
+    assert [e.link for e in categorize(entries, cfg.categories, cfg.sources)["all"]] == ["https://e.org/own", ""]
+
+
 def test_order_is_newest_first_and_capped() -> None:
     a = item(id="a", published=DAY)
     b = item(id="b", published=DAY + timedelta(days=1))
