@@ -229,8 +229,9 @@ def poll_seconds(config: Config) -> int:
     return max(1, shortest // 60) * 60
 
 
-def _fingerprint(*parts: object) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()
+def _fingerprint(*parts: object, keys: Sequence[str] = ()) -> str:
+    """A digest of `parts` and of the entry keys of a file (each a repr, so a line of its own)."""
+    return hashlib.sha256("\n".join((repr(parts), *keys)).encode()).hexdigest()
 
 
 def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]:
@@ -239,7 +240,6 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     merged = collate.merge(store.items())
     stamps = store.stamp([m.entry for m in merged], now)
     fresh: dict[str, Stamp] = {}
-    updated_text: dict[str, str] = {}  # key() asks for it in every file an entry is in: written once
     page_links: dict[str, str] = {}
     stamped: list[collate.Merged] = []
     for item, stamp in zip(merged, stamps, strict=True):
@@ -247,14 +247,19 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         if not entry.link:
             page_links[entry.id] = site.base_url + entry_page_path(entry)
         fresh[entry.id] = stamp
-        updated_text[entry.id] = entry.updated.isoformat()
         stamped.append(collate.Merged(entry=entry, sources=item.sources))
     first_seen = {i: s.first_seen for i, s in fresh.items()}
 
-    def key(entry: Entry) -> tuple[object, ...]:
-        """What a rendering of an entry depends on, cheaper to compare than the entry itself."""
-        cats = tuple((c.slug, c.title) for c in entry.categories)
-        return (entry.id, fresh[entry.id].digest, updated_text[entry.id], entry.link, cats)
+    keys: dict[str, str] = {}
+
+    def key(entry: Entry) -> str:
+        """What a rendering of an entry depends on, as one line of text: made once, used in every file it is in."""
+        text = keys.get(entry.id)
+        if text is None:
+            cats = tuple((c.slug, c.title) for c in entry.categories)
+            parts = (entry.id, fresh[entry.id].digest, entry.updated.isoformat(), entry.link, cats)
+            text = keys[entry.id] = repr(parts)
+        return text
 
     by_slug = collate.categorize(stamped, config.categories, config.sources, links=page_links)
     categories = collate.category_list(by_slug, config.categories)
@@ -284,7 +289,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             links.append(link)
             history = (("prev-archive", f"archive/{category.slug}/{len(paged.pages)}"),) if paged.pages else ()
             meta = _meta(config, category, entries, ttl, history=history)
-            fingerprint = _fingerprint(__version__, meta, [key(e) for e in entries])
+            fingerprint = _fingerprint(__version__, meta, keys=[key(e) for e in entries])
             new = sum(1 for e in entries if fresh[e.id].new)
             updated = sum(1 for e in entries if fresh[e.id].changed)
             for ext, renderer in _RENDERERS:
@@ -371,7 +376,7 @@ def _archive_writes(
     paged: collate.Paged,
     ttl: int,
     due: Callable[[str, str], bool],
-    key: Callable[[Entry], tuple[object, ...]],
+    key: Callable[[Entry], str],
     shared: render.Shared,
 ) -> Iterator[tuple[publish.Write, FileReport]]:
     """The archive documents of one category: archive/<slug>/<n>.atom and .rss, linked both ways."""
@@ -386,7 +391,7 @@ def _archive_writes(
         meta = _meta(config, category, entries, ttl, history=tuple(history), path=stem, archive=True)
         final = number < last
         # A final page is written once and never again: same bytes forever, whatever changes later.
-        fingerprint = "final" if final else _fingerprint(__version__, meta, [key(e) for e in entries])
+        fingerprint = "final" if final else _fingerprint(__version__, meta, keys=[key(e) for e in entries])
         for ext, renderer in _RENDERERS[:2]:
             name = f"{stem}.{ext}"
             if due(name, fingerprint):

@@ -60,13 +60,14 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     packing: list[_Packing] = []
     renamed = 0
     written: set[str] = set()
-    made: set[str] = set()
+    made: dict[str, bool] = {}  # the directories known to exist: whether this call created them
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
             try:
                 for write in writes:
                     path = f"{top}/{write.name}"
-                    if _holds(path, write.data):
+                    # Nothing in a directory this call made can hold the bytes yet: no need to look.
+                    if not made.get(path.rpartition("/")[0], False) and _holds(path, write.data):
                         # A pass killed between renames leaves a newer .gz beside the old file: compare it.
                         if write.gzip:
                             packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
@@ -157,12 +158,15 @@ def _holds(path: str, data: bytes) -> bool:
 _temp_numbers = itertools.count()
 
 
-def _stage(path: str, data: bytes, durable: bool, made: set[str]) -> str:
+def _stage(path: str, data: bytes, durable: bool, made: dict[str, bool]) -> str:
     """A hidden temp file beside `path` holding `data`; `made` is the directories known to exist."""
     parent, _, name = path.rpartition("/")
     if parent not in made:
-        os.makedirs(parent, exist_ok=True)
-        made.add(parent)
+        try:
+            os.makedirs(parent)
+            made[parent] = True
+        except FileExistsError:
+            made[parent] = False
     # Named by process and counter, not tempfile's random names, whose making cost more than the file.
     while True:
         tmp_name = f"{parent}/.{name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
