@@ -10,9 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from feeds.adapters import dates
-from feeds.adapters.common import clean_text, day_text, strip_unwanted
+from feeds.adapters.common import Block, blocks_html, clean_text, day_text, strip_unwanted
 from feeds.adapters.dates import looks_like_date, parse_date
 from feeds.adapters.lines import text_lines
 from feeds.model import slugify
@@ -144,3 +145,36 @@ def test_text_lines_are_numbered_as_an_editor_shows_them(parts: list[str]) -> No
     assert [line.number for line in lines] == [number for number, _ in expected]
     for line, (_, cleaned) in zip(lines, expected, strict=True):
         assert line.text == cleaned or (line.kind == "item" and cleaned.endswith(line.text))
+
+
+def _blocks_as_elements(blocks: list[Block]) -> str:
+    """blocks_html as lxml builds and writes it: elements, consecutive items in one <ul>."""
+    elements: list[etree._Element] = []
+    open_list: etree._Element | None = None
+    for kind, text in blocks:
+        text = clean_text(text)
+        if not text:
+            continue
+        if kind == "li":
+            if open_list is None:
+                open_list = etree.Element("ul")
+                elements.append(open_list)
+            etree.SubElement(open_list, "li").text = text
+        else:
+            open_list = None
+            element = etree.Element(kind)
+            element.text = text
+            elements.append(element)
+    return "".join(etree.tostring(e, method="html", encoding="unicode") for e in elements)
+
+
+BLOCKS = st.lists(
+    st.tuples(st.sampled_from(["p", "h3", "li"]), st.one_of(TEXT, st.text(), st.sampled_from(["<&>'\""])))
+)
+
+
+@FAST
+@given(BLOCKS)
+@example([("li", "a & <b>"), ("li", "\xa0"), ("p", "x"), ("li", "y")])
+def test_blocks_html_is_what_lxml_writes(blocks: list[Block]) -> None:
+    assert blocks_html(blocks) == _blocks_as_elements(blocks)
