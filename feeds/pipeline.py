@@ -320,7 +320,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         for entry in by_slug[collate.ALL.slug]:
             if entry.link.startswith(site.base_url + "entries/"):
                 name = entry.link[len(site.base_url) :]
-                if due(name, _fingerprint(__version__, site.title, site.language, key(entry))):
+                if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
                     page_bytes = render.render_entry_page(
                         entry, site_title=site.title, language=site.language, shared=shared
                     )

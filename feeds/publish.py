@@ -7,6 +7,7 @@ import errno
 import gzip
 import itertools
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +47,9 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     temporary files first and only then are renamed over their targets, each .gz before its file.
     Durable files are flushed to disk before the rename, so a power cut cannot leave them empty;
     entry pages skip that (a flush each costs more than the rest of their build) and rely on the
-    file system ordering data before renames.
+    file system ordering data before renames. A directory below `root` that does not exist yet is
+    written whole under a hidden name and renamed into place once: it appears with every file in
+    it, and its files need no rename each (a first build's ten thousand entry pages).
     """
     # Staging on worker threads while the caller renders was measured and dropped: a worker needs
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
@@ -54,26 +57,27 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     # GIL, so it alone runs beside the caller, on another core when there is one.
     # Paths as strings: pathlib's objects cost more than the system calls, ten thousand files over.
     top = str(root)
-    staged: list[tuple[str, str]] = []  # (temp, target) of the files
+    staged: list[tuple[str, str]] = []  # (temp, target) of the files and of the new directories
     staged_gz: dict[str, tuple[str, str]] = {}  # the file's path: (temp, target) of its .gz
     renames: list[tuple[str, str]] = []  # all of them, in the order of renaming
     packing: list[_Packing] = []
     renamed = 0
     written: set[str] = set()
-    made: dict[str, bool] = {}  # the directories known to exist: whether this call created them
+    made: dict[str, str | None] = {}  # directory: the hidden one its files go to, or None when it exists
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
             try:
                 for write in writes:
                     path = f"{top}/{write.name}"
-                    # Nothing in a directory this call made can hold the bytes yet: no need to look.
-                    if not made.get(path.rpartition("/")[0], False) and _holds(path, write.data):
+                    # Nothing in a directory this call makes can hold the bytes yet: no need to look.
+                    if made.get(path.rpartition("/")[0]) is None and _holds(path, write.data):
                         # A pass killed between renames leaves a newer .gz beside the old file: compare it.
                         if write.gzip:
                             packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
                         continue
-                    tmp = _stage(path, write.data, write.durable, made)
-                    staged.append((tmp, path))
+                    tmp, in_place = _stage(path, write.data, write.durable, made, top, staged)
+                    if not in_place:
+                        staged.append((tmp, path))
                     written.add(write.name)
                     if write.gzip:
                         # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
@@ -84,8 +88,9 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     packed = pack.packed.result()
                     if pack.mtime_ns is None and _holds(gz, packed):
                         continue
-                    tmp_gz = _stage(gz, packed, pack.durable, made)
-                    staged_gz[pack.path] = (tmp_gz, gz)
+                    tmp_gz, in_place = _stage(gz, packed, pack.durable, made, top, staged)
+                    if not in_place:
+                        staged_gz[pack.path] = (tmp_gz, gz)
                     if pack.mtime_ns is not None:
                         os.utime(tmp_gz, ns=(pack.mtime_ns, pack.mtime_ns))
             except BaseException:
@@ -104,7 +109,10 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     except BaseException as exc:
         for tmp_name, _target in renames[renamed:] if renames else [*staged, *staged_gz.values()]:
             with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+                if tmp_name in made.values():
+                    shutil.rmtree(tmp_name)
+                else:
+                    os.unlink(tmp_name)
         if not isinstance(exc, OSError):
             raise
         where = exc.filename or str(root)
@@ -130,13 +138,17 @@ STALE_TEMP_SECONDS = 15 * 60  # far longer than any pass holds a temp file; youn
 
 
 def remove_stale_temps(root: Path, older_than: float) -> int:
-    """Delete the hidden temp files a killed writer left under root, last modified before `older_than`."""
+    """Delete the hidden temp files and directories a killed writer left under root, older than `older_than`."""
     removed = 0
-    for path in root.rglob(".*.tmp"):
+    for path in list(root.rglob(".*.tmp")):
         with contextlib.suppress(OSError):
-            if path.is_file() and path.lstat().st_mtime < older_than:
+            if path.lstat().st_mtime >= older_than:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
                 path.unlink()
-                removed += 1
+            removed += 1
     return removed
 
 
@@ -158,15 +170,23 @@ def _holds(path: str, data: bytes) -> bool:
 _temp_numbers = itertools.count()
 
 
-def _stage(path: str, data: bytes, durable: bool, made: dict[str, bool]) -> str:
-    """A hidden temp file beside `path` holding `data`; `made` is the directories known to exist."""
+def _stage(
+    path: str, data: bytes, durable: bool, made: dict[str, str | None], top: str, staged: list[tuple[str, str]]
+) -> tuple[str, bool]:
+    """Write `data` where it waits to replace `path`; return that file, and whether it needs no rename of its own.
+
+    That is a hidden temp file beside `path`, or, in a directory this call makes, the file itself in
+    the directory's hidden copy (whose rename joins `staged`). `made` is the directories known: the
+    hidden copy each goes to, or None when it exists.
+    """
     parent, _, name = path.rpartition("/")
     if parent not in made:
-        try:
-            os.makedirs(parent)
-            made[parent] = True
-        except FileExistsError:
-            made[parent] = False
+        made[parent] = _new_directory(parent, top, made, staged)
+    into = made[parent]
+    if into is not None:
+        target = f"{into}/{name}"
+        _fill(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), target, data, durable)
+        return target, True
     # Named by process and counter, not tempfile's random names, whose making cost more than the file.
     while True:
         tmp_name = f"{parent}/.{name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
@@ -175,6 +195,40 @@ def _stage(path: str, data: bytes, durable: bool, made: dict[str, bool]) -> str:
             break
         except FileExistsError:  # left by a killed process that had the same pid
             continue
+    _fill(fd, tmp_name, data, durable)
+    return tmp_name, False
+
+
+def _new_directory(directory: str, top: str, made: dict[str, str | None], staged: list[tuple[str, str]]) -> str | None:
+    """Where the files of `directory` go while this call writes: None when it exists (or is `top`, made
+    as it is), else a hidden copy, renamed into place with the other files (see write_files)."""
+    if os.path.isdir(directory):
+        return None
+    outer, _, leaf = directory.rpartition("/")
+    if (hidden_outer := made.get(outer)) is not None:
+        # Inside a directory this call makes: a plain directory in its hidden copy, published with it.
+        inner = f"{hidden_outer}/{leaf}"
+        os.mkdir(inner)
+        os.chmod(inner, 0o755)
+        return inner
+    if not outer.startswith(f"{top}/") and outer != top:
+        os.makedirs(directory, exist_ok=True)
+        return None
+    os.makedirs(outer, exist_ok=True)
+    while True:
+        hidden = f"{outer}/.{leaf}.{os.getpid()}-{next(_temp_numbers)}.tmp"
+        try:
+            os.mkdir(hidden)
+            break
+        except FileExistsError:  # left by a killed process that had the same pid
+            continue
+    os.chmod(hidden, 0o755)  # whatever the umask: the server and nginx must read it
+    staged.append((hidden, directory))
+    return hidden
+
+
+def _fill(fd: int, name: str, data: bytes, durable: bool) -> None:
+    """Write `data` to the new file `name` open on `fd`, and close it; on failure the file is removed."""
     try:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
@@ -187,9 +241,8 @@ def _stage(path: str, data: bytes, durable: bool, made: dict[str, bool]) -> str:
             os.close(fd)
     except OSError:
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            os.unlink(name)
         raise
-    return tmp_name
 
 
 def _compress(data: bytes) -> bytes:

@@ -110,7 +110,8 @@ def build_ok(config: Path) -> None:
 
 
 def is_temp(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith(".tmp")
+    """A hidden temp file, or a file in the hidden copy of a directory a build was making."""
+    return any(part.startswith(".") and part.endswith(".tmp") for part in path.parts)
 
 
 def files(out: Path) -> list[Path]:
@@ -299,9 +300,47 @@ def test_a_build_removes_stale_temp_files(tmp_path: Path) -> None:
     for path in stale:
         path.write_bytes(b"<feed")  # what a killed writer leaves: a part of a document
         os.utime(path, (hour_ago, hour_ago))
+    # And the hidden copy of a directory a killed first build was making.
+    half_made = out / "entries" / ".oceania.k1ll3d.tmp"
+    half_made.mkdir()
+    (half_made / "page.html").write_bytes(b"<!DOCTYPE html>")
+    os.utime(half_made, (hour_ago, hour_ago))
+    recent = out / ".index.html.live.tmp"  # a live writer's: younger than STALE_TEMP_SECONDS
+    recent.write_bytes(b"<")
     write_sources(tmp_path, "b", count=5)
     build_ok(config)
-    assert [p for p in stale if p.exists()] == []
+    assert [p for p in [*stale, half_made] if p.exists()] == []
+    assert recent.exists()
+
+
+def test_a_first_build_killed_while_making_a_directory_shows_none_of_it(tmp_path: Path) -> None:
+    """A new directory (a source's entry pages) is written under a hidden name and appears whole."""
+    reference = make_site(tmp_path / "reference")
+    write_sources(reference.parent, "a", count=400)
+    build_ok(reference)
+    pages = {d.name: sorted(p.name for p in d.iterdir()) for d in (reference.parent / "output" / "entries").iterdir()}
+    assert set(pages) == set(SOURCES)
+
+    config = make_site(tmp_path / "site")
+    write_sources(config.parent, "a", count=400)
+    entries = config.parent / "output" / "entries"
+    proc = start_build(config)
+    seen: list[str] = []
+    while proc.poll() is None and not seen:
+        with contextlib.suppress(FileNotFoundError):
+            seen = [d.name for d in os.scandir(entries) if d.name.startswith(".") and d.is_dir()]
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert seen, "the build ended before a directory was being made"
+    for directory in entries.iterdir():
+        if not directory.name.startswith("."):
+            assert sorted(p.name for p in directory.iterdir()) == pages[directory.name], directory.name
+    leftovers, _ = check_output(config.parent / "output", {})
+    assert all(is_temp(p) for p in leftovers)
+
+    build_ok(config)
+    assert {d.name: sorted(p.name for p in d.iterdir()) for d in entries.iterdir() if d.name[0] != "."} == pages
+    assert feed_entries(config.parent / "output") == feed_entries(reference.parent / "output")
 
 
 def test_a_build_repairs_a_gz_left_ahead_of_its_file(tmp_path: Path) -> None:
