@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gzip
 import itertools
 import os
@@ -383,6 +384,7 @@ def category_html(
     return page.replace(empty, b'<ol class="entries">\n' + items + b"</ol>", 1) if entries else page
 
 
+@functools.lru_cache(maxsize=1 << 14)  # an entry is on its category's page and on all's: written once
 def _entry_item(entry: PageEntry) -> str:
     summary = f"<p>{escape(entry.summary, quote=False)}</p>\n" if entry.summary else ""
     return (
