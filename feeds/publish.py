@@ -186,7 +186,8 @@ def _stage(
     into = made[parent]
     if into is not None:
         target = f"{into}/{name}"
-        _fill(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), target, data, durable)
+        # Truncated, not exclusive: only this call writes there, and a name written twice keeps the last.
+        _fill(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), target, data, durable)
         return target, True
     # Named by process and counter, not tempfile's random names, whose making cost more than the file.
     while True:

@@ -221,6 +221,22 @@ def test_a_pass_of_local_files_opens_no_http_client(config: Config, monkeypatch:
     assert (config.site.output / "all.atom").exists()
 
 
+def test_new_directories_appear_whole_and_a_name_written_twice_keeps_the_last(tmp_path: Path) -> None:
+    writes = [
+        publish.Write("entries/a/1.html", b"first", gzip=False),
+        publish.Write("entries/a/1.html", b"second", gzip=False),
+        publish.Write("entries/a/deeper/2.html", b"two", gzip=False),
+        publish.Write("archive/x/1.atom", b"<feed/>"),
+    ]
+    written = publish.write_files(tmp_path, writes)
+    assert written == {"entries/a/1.html", "entries/a/deeper/2.html", "archive/x/1.atom"}
+    assert (tmp_path / "entries/a/1.html").read_bytes() == b"second"
+    assert (tmp_path / "entries/a/deeper/2.html").read_bytes() == b"two"
+    assert gzip.decompress((tmp_path / "archive/x/1.atom.gz").read_bytes()) == b"<feed/>"
+    assert (tmp_path / "entries/a").stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no hidden copy left behind
+
+
 def test_editing_a_summary_moves_updated_and_keeps_the_id(config: Config) -> None:
     pipeline.build(config, NOW)
     first = atom(config, "all")
