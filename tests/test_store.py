@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from feeds.model import Entry
-from feeds.store import SCHEMA_VERSION, SourceState, Store, StoreError
+from feeds import store as store_module
+from feeds.model import Author, Enclosure, Entry
+from feeds.store import SCHEMA_VERSION, SourceState, Store, StoreError, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
@@ -64,6 +69,14 @@ def test_a_source_that_dates_its_edits_is_believed(tmp_path: Path) -> None:
         assert store.stamp([edited], NOW)[0].entry.updated == edit_time
 
 
+def test_a_new_entry_keeps_its_own_updated(tmp_path: Path) -> None:
+    dated = replace(entry("a"), updated=DAY + timedelta(days=3))
+    with Store(tmp_path / "f.db") as store:
+        store.stamp([dated], NOW)
+        again = store.stamp([dated], NOW + timedelta(hours=1))[0]
+    assert not again.changed and again.entry.updated == DAY + timedelta(days=3) and again.entry.published == DAY
+
+
 def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
     with Store(tmp_path / "f.db") as store:
         store.save_items("s", [entry("a"), entry("b")], NOW)
@@ -88,3 +101,113 @@ def test_unreadable_database_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "f.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"f\.db: cannot open the state database"):
         Store(tmp_path / "f.db")
+
+
+# -- the store's shortcuts answer exactly as the plain computations they stand in for ---------------------
+
+FAST = settings(max_examples=300, deadline=None)
+ZONES = [ZURICH, UTC, timezone(timedelta(hours=-5, minutes=-30), "X"), ZoneInfo("America/New_York")]
+# Strings JSON escapes, or writes as they are only with ensure_ascii off: quotes, controls, surrogates, astral.
+TEXT = st.one_of(
+    st.text(max_size=8), st.sampled_from(['"', "\\", "\n", "\x00", "\x7f", "\u2028", "\ud800", "é", "😀", "</p>"])
+)
+MOMENTS = st.builds(
+    lambda naive, zone, fold: naive.replace(tzinfo=zone, fold=fold),
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from(ZONES),
+    st.sampled_from([0, 1]),
+)
+AUTHORS = st.lists(st.builds(Author, name=TEXT, uri=TEXT, email=TEXT), max_size=2).map(tuple)
+
+
+def _updated(published: datetime, other: datetime, how: str) -> datetime:
+    """`published` itself (as adapters make it), its instant in another zone or the same copied, or another time."""
+    return {
+        "itself": published,
+        "elsewhere": published.astimezone(other.tzinfo),
+        "copy": published.replace(),
+        "other": other,
+    }[how]
+
+
+ENTRIES = st.builds(
+    lambda published, other, how, **fields: Entry(
+        published=published, updated=_updated(published, other, how), **fields
+    ),
+    published=MOMENTS,
+    other=MOMENTS,
+    how=st.sampled_from(["itself", "elsewhere", "copy", "other"]),
+    id=TEXT.filter(bool),
+    title=TEXT,
+    link=TEXT,
+    source=TEXT,
+    summary=TEXT,
+    content_html=TEXT,
+    authors=AUTHORS,
+    contributors=AUTHORS,
+    labels=st.lists(TEXT, max_size=3).map(tuple),
+    enclosures=st.lists(
+        st.builds(Enclosure, url=TEXT, length=st.integers(min_value=0, max_value=2**70), type=TEXT), max_size=2
+    ).map(tuple),
+    match_key=TEXT,
+)
+
+
+GAP = datetime(1919, 3, 30, 2, 0, tzinfo=ZoneInfo("America/New_York"))  # a wall time the clocks skipped
+
+
+@FAST
+@given(ENTRIES)
+@example(Entry(id="gap", title="", link="", published=GAP, updated=GAP, source=""))
+def test_entry_texts_are_what_the_encoders_write(entry: Entry) -> None:
+    assert store_module._content_text(entry) == store_module._CANONICAL.encode(store_module._content(entry))
+    assert store_module._payload_text(entry) == store_module._JSON.encode(store_module._payload(entry))
+    again = store_module._entry(json.loads(store_module._payload_text(entry)))
+    # Times come back at a fixed offset: equal as text, since across zones `==` is False in a fold or gap.
+    assert replace(again, published=entry.published, updated=entry.updated) == entry
+    assert again.published.isoformat() == entry.published.isoformat()
+    assert again.updated.isoformat() == entry.updated.isoformat()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"title": None}, {"link": 7}, {"labels": ("News", None)}, {"authors": (Author(name=None),)}],  # type: ignore[arg-type]
+)
+def test_fields_of_the_wrong_type_are_written_as_the_encoders_write_them(change: dict[str, Any]) -> None:
+    odd = replace(entry("a"), **change)
+    assert store_module._content_text(odd) == store_module._CANONICAL.encode(store_module._content(odd))
+    assert store_module._payload_text(odd) == store_module._JSON.encode(store_module._payload(odd))
+
+
+def test_content_hash_is_the_one_existing_databases_hold() -> None:
+    pinned = Entry(
+        id="tag:e.org,2026:s:a",
+        title='Quote " and \\ back «ç» \U0001f600',
+        link="https://e.org/a",
+        published=datetime(2021, 12, 17, 9, 30, tzinfo=ZURICH),
+        updated=datetime(2022, 1, 2, tzinfo=UTC),
+        source="s",
+        summary="Line\nbreak\ttab",
+        content_html="<p>A &amp; B</p>",
+        authors=(Author(name="Ann", uri="https://ann.example", email="a@x"),),
+        contributors=(Author(name="Bo"),),
+        labels=("News", "Série"),
+        enclosures=(Enclosure(url="https://e.org/a.mp3", length=1234, type="audio/mpeg"),),
+        match_key="k",
+    )
+    assert content_hash(pinned) == "a8f481a643d1c9859d7cf3d1345f4b3fd740194a5526807a9ab60d670e827aee"
+
+
+def _old_identical(a: datetime, b: datetime) -> bool:
+    return a.tzinfo is b.tzinfo and a.fold == b.fold and a.replace(tzinfo=None) == b.replace(tzinfo=None)
+
+
+@FAST
+@given(MOMENTS, MOMENTS, st.booleans())
+@example(datetime(2021, 10, 31, 2, 30, tzinfo=ZURICH), datetime(2021, 10, 31, 2, 30, fold=1, tzinfo=ZURICH), False)
+@example(datetime(2021, 10, 31, 1, 30, tzinfo=UTC), datetime(2021, 10, 31, 2, 30, tzinfo=ZURICH), False)
+def test_identical_is_the_field_by_field_comparison(a: datetime, b: datetime, near: bool) -> None:
+    if near:  # one instant, or one wall time, in the other's zone: the pairs where `==` could say too much
+        b = a.astimezone(b.tzinfo) if b.fold else a.replace(tzinfo=b.tzinfo)
+    assert store_module._identical(a, b) == _old_identical(a, b)
+    assert store_module._identical(a, a) and store_module._identical(a, a.replace(fold=a.fold))
