@@ -12,7 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from feeds.adapters import dates
+from feeds.adapters import common, dates, lines, listing
 from feeds.adapters.common import Block, blocks_html, clean_text, day_text, strip_unwanted
 from feeds.adapters.dates import looks_like_date, parse_date
 from feeds.adapters.lines import text_lines
@@ -178,3 +178,63 @@ BLOCKS = st.lists(
 @example([("li", "a & <b>"), ("li", "\xa0"), ("p", "x"), ("li", "y")])
 def test_blocks_html_is_what_lxml_writes(blocks: list[Block]) -> None:
     assert blocks_html(blocks) == _blocks_as_elements(blocks)
+
+
+# Every code point but the surrogates, which no cleaned text holds: the character classes compared in full.
+EVERY_CHARACTER = "".join(chr(code) for code in range(0x110000) if not 0xD800 <= code <= 0xDFFF)
+
+
+def test_the_alnum_pattern_refuses_what_isalnum_refuses() -> None:
+    assert common._NOT_ALNUM.sub("", EVERY_CHARACTER) == "".join(filter(str.isalnum, EVERY_CHARACTER))
+
+
+@FAST
+@given(st.one_of(TEXT, st.text(), st.text(st.characters(codec=None))))
+@example("item 500: the “social economy” in region 15")
+@example("\ud800\udc00a_b")
+def test_alnum_is_the_plain_computation(text: str) -> None:
+    assert common._alnum(text) == "".join(filter(str.isalnum, text))
+
+
+def test_a_bullet_opens_with_what_its_shortcut_looks_for() -> None:
+    bullet_firsts = {char for char in EVERY_CHARACTER if lines._BULLET.match(char + " x")}
+    assert bullet_firsts == set(lines._BULLET_FIRST)
+
+
+@FAST
+@given(st.lists(st.one_of(TEXT, st.sampled_from(["  •  item", "•x", "- a", "-5 %", "* b", "·", "12. Title", "٣) x"]))))
+def test_text_lines_are_the_plain_computation(parts: list[str]) -> None:
+    text = strip_unwanted("\n".join(parts))
+    plain_lines = []
+    for number, raw in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        cleaned = clean_text(raw)
+        if cleaned:
+            bullet = lines._BULLET.match(cleaned)
+            plain_lines.append(
+                lines.Line(number, cleaned[bullet.end() :], "item") if bullet else lines.Line(number, cleaned)
+            )
+    assert text_lines(text) == plain_lines
+
+
+LINES = st.lists(
+    st.builds(
+        lines.Line,
+        st.integers(1, 9),
+        st.sampled_from(["News", "10 January 2022", "A title"]),
+        st.sampled_from(["text", "heading", "item", "type"]),
+    ),
+    max_size=8,
+)
+
+
+@FAST
+@given(LINES, st.integers(0, 7))
+def test_the_lines_around_a_date_are_the_plain_computation(item: list[lines.Line], index: int) -> None:
+    if index >= len(item):
+        index = len(item) - 1
+    if index < 0:
+        return
+    typed = [line for line in item if line.kind == "type" and line is not item[index]]
+    before = [line for line in item[:index] if line.kind != "type"]
+    after = [line for line in item[index + 1 :] if line.kind != "type"]
+    assert listing._around(item, index) == (typed, before, after)

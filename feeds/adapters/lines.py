@@ -35,6 +35,7 @@ class Line(NamedTuple):
 
 # "•" marks a bullet even when glued to its text; "-" and "*" only with a space ("-5 %" is not a bullet).
 _BULLET = re.compile(r"^(?:[•◦▪‣·]\s*|[*-]\s+)(?=\S)")
+_BULLET_FIRST = "•◦▪‣·*-"  # the characters a bullet starts with: other lines skip the pattern
 
 
 # Their text is code, controls or site chrome, never the page's reading matter.
@@ -71,7 +72,7 @@ def text_lines(text: str) -> list[Line]:
         cleaned = clean_text(raw)
         if not cleaned:
             continue
-        if bullet := _BULLET.match(cleaned):
+        if cleaned[0] in _BULLET_FIRST and (bullet := _BULLET.match(cleaned)):
             lines.append(Line(number, cleaned[bullet.end() :], "item"))
         else:
             lines.append(Line(number, cleaned))

@@ -163,12 +163,8 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
             number, f'no date in this item{shown}: expected a line with {EXPECTED}, or "News | 10 January 2022"'
         )
     index, published, date_label = found
-    before, after = lines[:index], lines[index + 1 :]
 
-    # Lines marked up as type labels may sit anywhere in an HTML item; they are never title or summary.
-    typed = [line for line in lines if line.kind == "type" and line is not lines[index]]
-    rest = [line for line in before if line.kind != "type"]
-    after = [line for line in after if line.kind != "type"]
+    typed, rest, after = _around(lines, index)
     label = typed[0].text if typed else ""
     linked = next((line for line in rest if line.kind == "heading" or line.href), None)
     if linked is not None:
@@ -188,10 +184,30 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
         linked = next((line for line in after if line.kind == "heading" or line.href), None)
         position = next((i for i, line in enumerate(after) if line is linked), 0)
         title_lines, after = [after[position]], after[position + 1 :]
-    title = " ".join(line.text for line in title_lines)
+    title = " ".join([line.text for line in title_lines])
     link = next((line.href for line in (*title_lines, *lines) if line.href), "")
-    summary = " ".join(line.text for line in after)
+    summary = " ".join([line.text for line in after])
     return _Item(title=title, published=published, label=label or date_label, summary=summary, link=link)
+
+
+def _around(lines: list[Line], index: int) -> tuple[list[Line], list[Line], list[Line]]:
+    """The type-label lines other than the date line, then the other lines before it and after it.
+
+    Lines marked up as type labels may sit anywhere in an HTML item; they are never title or summary.
+    """
+    # One pass, where three comprehensions over slices went over the lines again.
+    typed: list[Line] = []
+    before: list[Line] = []
+    after: list[Line] = []
+    for position, line in enumerate(lines):
+        if line.kind == "type":
+            if position != index:
+                typed.append(line)
+        elif position < index:
+            before.append(line)
+        elif position > index:
+            after.append(line)
+    return typed, before, after
 
 
 def _entry(item: _Item, source: SourceConfig, default_type: str) -> Entry:
