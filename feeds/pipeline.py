@@ -214,10 +214,22 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
 
 
 def entry_page_path(entry: Entry) -> str:
-    """Where our own page for an entry without a permalink lives, relative to output/."""
-    source, _, key = entry.id.rpartition(":")
-    source = source.rpartition(":")[2] or entry.source
-    return f"entries/{slugify(source)}/{slugify(key.replace('/', '-'), 120)}.html"
+    """Where our own page for an entry without a permalink lives, relative to output/: one per id.
+
+    Our ids are "tag:<authority>:<source>:<key>": the page is the key under the source's name. A
+    key the slug cannot spell as it is (other characters or case, or too long) also gets a digest
+    of the id, so that two keys which slug alike ("A 1", "a-1") keep a page each.
+    """
+    if entry.id.startswith("tag:") and entry.id.count(":") >= 3:
+        source, _, key = entry.id.split(":", 2)[2].partition(":")
+    else:
+        source, _, key = entry.id.rpartition(":")
+        source = source.rpartition(":")[2] or entry.source
+    plain = key.replace("/", "-").replace(":", "-")
+    name = slugify(plain, 120)
+    if name != plain:
+        name = f"{name[:111]}-{hashlib.sha256(entry.id.encode()).hexdigest()[:8]}"
+    return f"entries/{slugify(source)}/{name}.html"
 
 
 def poll_seconds(config: Config) -> int:

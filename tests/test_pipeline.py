@@ -17,6 +17,7 @@ from lxml import etree, html
 
 from feeds import cli, pipeline, publish
 from feeds.config import Config
+from feeds.model import Entry
 
 LISTING = """Cooperative news
 
@@ -235,6 +236,24 @@ def test_new_directories_appear_whole_and_a_name_written_twice_keeps_the_last(tm
     assert gzip.decompress((tmp_path / "archive/x/1.atom.gz").read_bytes()) == b"<feed/>"
     assert (tmp_path / "entries/a").stat().st_mode & 0o777 == 0o755
     assert sorted(p.name for p in tmp_path.rglob(".*")) == []  # no hidden copy left behind
+
+
+def page_of(entry_id: str) -> str:
+    return pipeline.entry_page_path(Entry(id=entry_id, title="t", link="", published=NOW, updated=NOW, source="s"))
+
+
+def test_every_entry_without_a_link_has_a_page_of_its_own() -> None:
+    # A listing item's page keeps the path it always had.
+    listed = "tag:feeds.example.org,2026:coop-news:2022-01-10/a-title-of-the-item"
+    assert page_of(listed) == "entries/coop-news/2022-01-10-a-title-of-the-item.html"
+    # The same guid from two feed sources, and keys that slug alike in one source, are pages apart.
+    same_guid = [page_of(f"tag:feeds.example.org,2026:{source}:guid:item-6") for source in ("rss", "http-rss")]
+    alike = [page_of(f"tag:feeds.example.org,2026:rss:guid:{key}") for key in ("Item 6", "item_6", "ITEM-6")]
+    pages = [*same_guid, *alike]
+    assert len(set(pages)) == len(pages), pages
+    assert same_guid == ["entries/rss/guid-item-6.html", "entries/http-rss/guid-item-6.html"]
+    long_key = page_of("tag:feeds.example.org,2026:rss:" + "x" * 300)
+    assert len(long_key.rpartition("/")[2]) <= 125
 
 
 def test_editing_a_summary_moves_updated_and_keeps_the_id(config: Config) -> None:
