@@ -120,9 +120,7 @@ def main() -> None:
         with pipeline.open_store(config) as store:
             merged = collate.merge(store.items())
         # The entries as the build published them: with their categories, and their page as link.
-        links = {
-            m.entry.id: config.site.base_url + pipeline.entry_page_path(m.entry) for m in merged if not m.entry.link
-        }
+        links = pipeline.page_links((m.entry for m in merged), config.site.base_url)
         feeds = collate.categorize(merged, config.categories, config.sources, links=links)
         by_feed = {slug: collate.order(entries, args.entries) for slug, entries in feeds.items()}
         rendered = sum(len(v) for v in by_feed.values())

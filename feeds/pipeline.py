@@ -213,6 +213,9 @@ def refresh(store: Store, source: SourceConfig, now: datetime, load: Loader) -> 
 # -- producing output ----------------------------------------------------------------------------------
 
 
+_PAGE_NAME = 120  # characters at most in an entry page's name, before ".html"
+
+
 def entry_page_path(entry: Entry) -> str:
     """Where our own page for an entry without a permalink lives, relative to output/: one per id.
 
@@ -226,10 +229,16 @@ def entry_page_path(entry: Entry) -> str:
         source, _, key = entry.id.rpartition(":")
         source = source.rpartition(":")[2] or entry.source
     plain = key.replace("/", "-").replace(":", "-")
-    name = slugify(plain, 120)
+    name = slugify(plain, _PAGE_NAME)
     if name != plain:
-        name = f"{name[:111]}-{hashlib.sha256(entry.id.encode()).hexdigest()[:8]}"
+        digest = hashlib.sha256(entry.id.encode()).hexdigest()[:8]
+        name = f"{name[: _PAGE_NAME - len(digest) - 1]}-{digest}"
     return f"entries/{slugify(source)}/{name}.html"
+
+
+def page_links(entries: Iterable[Entry], base_url: str) -> dict[str, str]:
+    """The URL of our own page for each entry without a link of its own, by id."""
+    return {e.id: base_url + entry_page_path(e) for e in entries if not e.link}
 
 
 def poll_seconds(config: Config) -> int:
@@ -252,14 +261,10 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     merged = collate.merge(store.items())
     stamps = store.stamp([m.entry for m in merged], now)
     fresh: dict[str, Stamp] = {}
-    page_links: dict[str, str] = {}
     stamped: list[collate.Merged] = []
     for item, stamp in zip(merged, stamps, strict=True):
-        entry = stamp.entry
-        if not entry.link:
-            page_links[entry.id] = site.base_url + entry_page_path(entry)
-        fresh[entry.id] = stamp
-        stamped.append(collate.Merged(entry=entry, sources=item.sources))
+        fresh[stamp.entry.id] = stamp
+        stamped.append(collate.Merged(entry=stamp.entry, sources=item.sources))
     first_seen = {i: s.first_seen for i, s in fresh.items()}
 
     keys: dict[str, str] = {}
@@ -273,7 +278,8 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             text = keys[entry.id] = repr(parts)
         return text
 
-    by_slug = collate.categorize(stamped, config.categories, config.sources, links=page_links)
+    own_pages = page_links((s.entry for s in stamps), site.base_url)
+    by_slug = collate.categorize(stamped, config.categories, config.sources, links=own_pages)
     categories = collate.category_list(by_slug, config.categories)
     ttl = poll_seconds(config) // 60
     known = store.fingerprints()

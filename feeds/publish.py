@@ -9,13 +9,13 @@ import gzip
 import itertools
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from lxml import etree
 from lxml.html import builder as E
@@ -110,7 +110,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     except BaseException as exc:
         for tmp_name, _target in renames[renamed:] if renames else [*staged, *staged_gz.values()]:
             with contextlib.suppress(OSError):
-                if tmp_name in made.values():
+                if os.path.isdir(tmp_name):  # a new directory's hidden copy
                     shutil.rmtree(tmp_name)
                 else:
                     os.unlink(tmp_name)
@@ -169,6 +169,8 @@ def _holds(path: str, data: bytes) -> bool:
 
 
 _temp_numbers = itertools.count()
+_Made = TypeVar("_Made")
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC  # a file opened to be written anew
 
 
 def _stage(
@@ -187,16 +189,9 @@ def _stage(
     if into is not None:
         target = f"{into}/{name}"
         # Truncated, not exclusive: only this call writes there, and a name written twice keeps the last.
-        _fill(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644), target, data, durable)
+        _fill(os.open(target, _NEW | os.O_TRUNC, 0o644), target, data, durable)
         return target, True
-    # Named by process and counter, not tempfile's random names, whose making cost more than the file.
-    while True:
-        tmp_name = f"{parent}/.{name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
-        try:
-            fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-            break
-        except FileExistsError:  # left by a killed process that had the same pid
-            continue
+    tmp_name, fd = _hidden(parent, name, lambda tmp: os.open(tmp, _NEW | os.O_EXCL, 0o644))
     _fill(fd, tmp_name, data, durable)
     return tmp_name, False
 
@@ -217,16 +212,23 @@ def _new_directory(directory: str, top: str, made: dict[str, str | None], staged
         os.makedirs(directory, exist_ok=True)
         return None
     os.makedirs(outer, exist_ok=True)
-    while True:
-        hidden = f"{outer}/.{leaf}.{os.getpid()}-{next(_temp_numbers)}.tmp"
-        try:
-            os.mkdir(hidden)
-            break
-        except FileExistsError:  # left by a killed process that had the same pid
-            continue
+    hidden, _ = _hidden(outer, leaf, os.mkdir)
     os.chmod(hidden, 0o755)  # whatever the umask: the server and nginx must read it
     staged.append((hidden, directory))
     return hidden
+
+
+def _hidden(parent: str, name: str, make: Callable[[str], _Made]) -> tuple[str, _Made]:
+    """A new hidden temp name for `name` in `parent`, and what `make` made there (a file or a directory).
+
+    Named by process and counter, not tempfile's random names, whose making cost more than the file.
+    """
+    while True:
+        hidden = f"{parent}/.{name}.{os.getpid()}-{next(_temp_numbers)}.tmp"
+        try:
+            return hidden, make(hidden)
+        except FileExistsError:  # left by a killed process that had the same pid
+            continue
 
 
 def _fill(fd: int, name: str, data: bytes, durable: bool) -> None:

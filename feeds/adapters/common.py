@@ -17,7 +17,6 @@ _HONORIFIC = re.compile(r"^(?:mr|mrs|ms|mx|dr|prof|mme|mlle|m\.|sr|sra|srta)\.?\
 _LEADING_MARKS = re.compile(r"^[\W_]+")
 # What str.isalnum refuses, character by character: re's \w is exactly isalnum() or "_".
 _NOT_ALNUM = re.compile(r"[\W_]+")
-# ASCII bytes never occur inside a UTF-8 multi-byte sequence, so deleting these bytes deletes these characters.
 _ASCII_NOT_ALNUM = bytes(code for code in range(128) if not chr(code).isalnum())
 TYPE_MAX = 60  # a type label is short; longer lines are titles
 
@@ -60,10 +59,9 @@ def match_key(title: str, published: datetime) -> str:
 
 def _alnum(text: str) -> str:
     """The letters and digits of `text`, in order: `"".join(filter(str.isalnum, text))`."""
-    # A pattern or filter goes character by character (4 us for a title); bytes.translate drops the ASCII
-    # punctuation and spaces in one C pass, and what is left is mostly letters already.
-    kept = text.encode("utf-8", "surrogatepass").translate(None, _ASCII_NOT_ALNUM).decode("utf-8", "surrogatepass")
-    return kept if kept.isalnum() else _NOT_ALNUM.sub("", kept)
+    if text.isascii():  # most titles: bytes.translate deletes in one C pass, several times faster than the pattern
+        return text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
+    return _NOT_ALNUM.sub("", text)
 
 
 def day_text(when: datetime) -> str:
