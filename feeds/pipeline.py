@@ -294,6 +294,18 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         return known.get(name) != fingerprint or not (site.output / name).exists()
 
     def writes() -> Iterator[tuple[publish.Write, FileReport]]:
+        # Entry pages first: they are renamed into place before the feeds that link to them, and a
+        # second writer can create them while the feeds render. The entries as the feeds have them
+        # (categories and all), so their cleaned text is shared with the feeds.
+        for entry in by_slug[collate.ALL.slug]:
+            if entry.link.startswith(site.base_url + "entries/"):
+                name = entry.link[len(site.base_url) :]
+                if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
+                    page_bytes = render.render_entry_page(
+                        entry, site_title=site.title, language=site.language, shared=shared
+                    )
+                    yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
+
         for category in categories:
             paged = collate.paginate(
                 by_slug.get(category.slug, ()), first_seen, store.archive_pages(category.slug), site.entries_per_feed
@@ -333,16 +345,6 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                     FileReport(path=page, entries=len(entries)),
                 )
             yield from _archive_writes(config, category, paged, ttl, due, key, shared)
-
-        # The entries as the feeds had them (categories and all), so their cleaned text is shared too.
-        for entry in by_slug[collate.ALL.slug]:
-            if entry.link.startswith(site.base_url + "entries/"):
-                name = entry.link[len(site.base_url) :]
-                if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
-                    page_bytes = render.render_entry_page(
-                        entry, site_title=site.title, language=site.language, shared=shared
-                    )
-                    yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
 
         index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield publish.Write("index.html", index), FileReport(path="index.html")

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import functools
 import gzip
 import itertools
 import os
+import queue
+import select
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import IO, NamedTuple, TypeVar
 
 from lxml import etree
 from lxml.html import builder as E
 from lxml.html import tostring
 
+from feeds import _writer
 from feeds.errors import PublishError
 
 FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -47,15 +54,17 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     while `writes` is rendered) leaves every previous file in place: all new bytes go to hidden
     temporary files first and only then are renamed over their targets, each .gz before its file.
     Durable files are flushed to disk before the rename, so a power cut cannot leave them empty;
-    entry pages skip that (a flush each costs more than the rest of their build) and rely on the
-    file system ordering data before renames. A directory below `root` that does not exist yet is
-    written whole under a hidden name and renamed into place once: it appears with every file in
-    it, and its files need no rename each (a first build's ten thousand entry pages).
+    the flushes run on threads while the next files render, several at once so the file system
+    can commit them together. Entry pages skip that (a flush each costs more than the rest of
+    their build) and rely on the file system ordering data before renames. A directory below
+    `root` that does not exist yet is written whole under a hidden name and renamed into place
+    once: it appears with every file in it, and its files need no rename each. When there are
+    many such files (a first build's ten thousand entry pages), a second process writes them.
     """
     # Staging on worker threads while the caller renders was measured and dropped: a worker needs
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
-    # build took as long, with a quarter more CPU. Compressing is one long call that lets go of the
-    # GIL, so it alone runs beside the caller, on another core when there is one.
+    # build took as long, with a quarter more CPU. Compressing and flushing are long calls that let
+    # go of the GIL, so they alone run beside the caller, on another core when there is one.
     # Paths as strings: pathlib's objects cost more than the system calls, ten thousand files over.
     top = str(root)
     staged: list[tuple[str, str]] = []  # (temp, target) of the files and of the new directories
@@ -66,7 +75,11 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     written: set[str] = set()
     made: dict[str, str | None] = {}  # directory: the hidden one its files go to, or None when it exists
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="gzip") as pool,
+            _Flusher() as flush,
+            _SecondWriter() as second,
+        ):
             try:
                 for write in writes:
                     path = f"{top}/{write.name}"
@@ -76,7 +89,11 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                         if write.gzip:
                             packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
                         continue
-                    tmp, in_place = _stage(path, write.data, write.durable, made, top, staged)
+                    # Only plain files go to the second writer: the others are flushed, or stat'ed for their .gz.
+                    plain = not write.durable and not write.gzip
+                    tmp, in_place = _stage(
+                        path, write.data, made, top, staged, flush if write.durable else None, second if plain else None
+                    )
                     if not in_place:
                         staged.append((tmp, path))
                     written.add(write.name)
@@ -89,11 +106,13 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     packed = pack.packed.result()
                     if pack.mtime_ns is None and _holds(gz, packed):
                         continue
-                    tmp_gz, in_place = _stage(gz, packed, pack.durable, made, top, staged)
+                    tmp_gz, in_place = _stage(gz, packed, made, top, staged, flush if pack.durable else None)
                     if not in_place:
                         staged_gz[pack.path] = (tmp_gz, gz)
                     if pack.mtime_ns is not None:
                         os.utime(tmp_gz, ns=(pack.mtime_ns, pack.mtime_ns))
+                flush.wait()
+                second.wait()
             except BaseException:
                 for pack in packing:
                     pack.packed.cancel()
@@ -174,13 +193,20 @@ _NEW = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC  # a file opened to be written an
 
 
 def _stage(
-    path: str, data: bytes, durable: bool, made: dict[str, str | None], top: str, staged: list[tuple[str, str]]
+    path: str,
+    data: bytes,
+    made: dict[str, str | None],
+    top: str,
+    staged: list[tuple[str, str]],
+    flush: _Flusher | None = None,
+    second: _SecondWriter | None = None,
 ) -> tuple[str, bool]:
     """Write `data` where it waits to replace `path`; return that file, and whether it needs no rename of its own.
 
     That is a hidden temp file beside `path`, or, in a directory this call makes, the file itself in
     the directory's hidden copy (whose rename joins `staged`). `made` is the directories known: the
-    hidden copy each goes to, or None when it exists.
+    hidden copy each goes to, or None when it exists. `flush` flushes the file to disk; `second`
+    may take the writing of a file in a new directory.
     """
     parent, _, name = path.rpartition("/")
     if parent not in made:
@@ -188,11 +214,13 @@ def _stage(
     into = made[parent]
     if into is not None:
         target = f"{into}/{name}"
+        if second is not None and second.take(target, data):
+            return target, True
         # Truncated, not exclusive: only this call writes there, and a name written twice keeps the last.
-        _fill(os.open(target, _NEW | os.O_TRUNC, 0o644), target, data, durable)
+        _fill(os.open(target, _NEW | os.O_TRUNC, 0o644), target, data, flush)
         return target, True
     tmp_name, fd = _hidden(parent, name, lambda tmp: os.open(tmp, _NEW | os.O_EXCL, 0o644))
-    _fill(fd, tmp_name, data, durable)
+    _fill(fd, tmp_name, data, flush)
     return tmp_name, False
 
 
@@ -202,6 +230,9 @@ def _new_directory(directory: str, top: str, made: dict[str, str | None], staged
     if os.path.isdir(directory):
         return None
     outer, _, leaf = directory.rpartition("/")
+    if outer not in made and outer.startswith(f"{top}/"):
+        # Its parent is new too: the outermost new directory is the one hidden, and appears whole.
+        made[outer] = _new_directory(outer, top, made, staged)
     if (hidden_outer := made.get(outer)) is not None:
         # Inside a directory this call makes: a plain directory in its hidden copy, published with it.
         inner = f"{hidden_outer}/{leaf}"
@@ -231,22 +262,182 @@ def _hidden(parent: str, name: str, make: Callable[[str], _Made]) -> tuple[str, 
             continue
 
 
-def _fill(fd: int, name: str, data: bytes, durable: bool) -> None:
-    """Write `data` to the new file `name` open on `fd`, and close it; on failure the file is removed."""
+def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
+    """Write `data` to the new file `name` open on `fd`, then close it, or have `flush` flush and close it.
+
+    On failure the file is removed."""
     try:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            if durable:
-                os.fdatasync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        if flush is None:
+            os.close(fd)
+        else:
+            flush(fd, name)
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
+
+
+class _Flusher:
+    """Flushes files to disk on threads: `flush(fd, name)` takes the open file and closes it when done;
+    `wait()` returns once every file is on disk, or raises the first failure, naming its file."""
+
+    THREADS = 4  # flushes that overlap are committed together by journaling file systems
+    IN_FLIGHT = 64  # open files at most: beyond that, the oldest flush is waited for
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=self.THREADS, thread_name_prefix="flush")
+        self._pending: collections.deque[tuple[Future[None], str]] = collections.deque()
+
+    def __enter__(self) -> _Flusher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown()  # after an error too: every file is closed before its caller removes it
+
+    def __call__(self, fd: int, name: str) -> None:
+        self._pending.append((self._pool.submit(_flush_and_close, fd), name))
+        if len(self._pending) > self.IN_FLIGHT:
+            self._done(*self._pending.popleft())
+
+    def wait(self) -> None:
+        while self._pending:
+            self._done(*self._pending.popleft())
+
+    @staticmethod
+    def _done(flushing: Future[None], name: str) -> None:
+        try:
+            flushing.result()
+        except OSError as exc:
+            exc.filename = name
+            raise
+
+
+class _SecondWriter:
+    """A second process that writes the files of new directories, on another core, as git's parallel
+    checkout does: creating a file costs the kernel 30 µs to a millisecond, and a thread could not
+    take that off the renderer (see write_files).
+
+    It starts once a call has written START_AFTER such files itself, so small builds start nothing,
+    and where it cannot start they are written here. A thread feeds its pipe, so rendering goes on
+    while the disk catches up, up to QUEUED chunks ahead. `wait()` returns once every file it took
+    is written, or raises the first failure as an OSError naming the file.
+    """
+
+    START_AFTER = 256
+    CHUNK = 1 << 20  # bytes sent at once
+    QUEUED = 16
+    READY_SECONDS = 10
+    PROGRAM = str(Path(__file__).with_name("_writer.py"))
+
+    def __init__(self) -> None:
+        self._kept = 0  # files written here before it started
+        self._process: subprocess.Popen[bytes] | None = None
+        self._feeder: threading.Thread | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._chunk: list[bytes] = []
+        self._size = 0
+        self._broken = False  # its input closed early: it failed, and says why once it has exited
+        self._unavailable = not sys.executable
+
+    def __enter__(self) -> _SecondWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # After a failure: it stops before the caller removes what it was writing into.
+        if self._process is not None:
+            self._process.kill()
+            self._finish()
+
+    def take(self, path: str, data: bytes) -> bool:
+        """Send one file to be written; False when it is to be written here instead."""
+        if self._process is None and not self._start():
+            return False
+        name = os.fsencode(path)
+        self._chunk += (_writer.HEADER.pack(len(name), len(data)), name, data)
+        self._size += len(name) + len(data)
+        if self._size >= self.CHUNK:
+            if self._broken:
+                self.wait()  # raises what went wrong, before more is rendered for nothing
+            self._send()
+        return True
+
+    def wait(self) -> None:
+        if self._process is None:
+            return
+        self._send()
+        code, failure = self._finish()
+        if code:
+            number, _, name = failure.partition(b" ")
+            if number.isdigit() and name:
+                raise OSError(int(number), os.strerror(int(number)), os.fsdecode(name))
+            raise OSError(errno.EIO, f"the process writing new files exited with status {code}", self.PROGRAM)
+
+    def _start(self) -> bool:
+        self._kept += 1
+        if self._unavailable or self._kept <= self.START_AFTER:
+            return False
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", self.PROGRAM], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+        except OSError:
+            self._unavailable = True
+            return False
+        assert process.stdin is not None and process.stdout is not None
+        # An interpreter that cannot run it (an embedding program as sys.executable) never says it is ready.
+        if not select.select([process.stdout], [], [], self.READY_SECONDS)[0] or (
+            process.stdout.read(len(_writer.READY)) != _writer.READY
+        ):
+            process.kill()
+            process.communicate()
+            self._unavailable = True
+            return False
+        self._process = process
+        self._feeder = threading.Thread(target=self._feed, args=(process.stdin,), name="second-writer", daemon=True)
+        self._feeder.start()
+        return True
+
+    def _send(self) -> None:
+        if self._chunk:
+            self._queue.put(b"".join(self._chunk))
+            self._chunk, self._size = [], 0
+
+    def _feed(self, pipe: IO[bytes]) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._broken:
+                continue  # drained, so the renderer never blocks on a full queue
+            try:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(pipe.fileno(), view) :]
+            except OSError:
+                self._broken = True
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+    def _finish(self) -> tuple[int, bytes]:
+        """End its input, wait for it and for the thread feeding it; its exit status, and what it said."""
+        process, self._process = self._process, None
+        assert process is not None and process.stdout is not None and self._feeder is not None
+        self._queue.put(None)
+        self._feeder.join()
+        with process.stdout as said:
+            return process.wait(), said.read()
+
+
+def _flush_and_close(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _compress(data: bytes) -> bytes:

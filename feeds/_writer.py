@@ -1,0 +1,49 @@
+"""The second writer: a process that writes the files a build sends it, on another core.
+
+Run by feeds.publish as `python -I -S _writer.py`, so it imports nothing of the project or of
+site-packages and starts in milliseconds. It writes READY to stdout, then reads records from
+stdin: a little-endian header (the path's length, then the data's), the path as bytes, then the
+data. Each path is created or truncated and given the data, in order, so a path sent twice keeps
+the last. At the end of its input it exits 0. On the first failure it writes "<errno> <path>" to
+stdout and exits 1; a record cut short (its sender died) is dropped and the process exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+
+HEADER = struct.Struct("<II")
+READY = b"ready\n"
+FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+
+
+def main() -> int:
+    os.umask(0o022)  # files come out 0644, whatever the caller's umask: the server must read them
+    sys.stdout.buffer.write(READY)
+    sys.stdout.buffer.flush()
+    read = sys.stdin.buffer.read
+    while header := read(HEADER.size):
+        if len(header) < HEADER.size:
+            return 2
+        path_size, data_size = HEADER.unpack(header)
+        path, data = read(path_size), read(data_size)
+        if len(path) < path_size or len(data) < data_size:
+            return 2
+        try:
+            fd = os.open(path, FLAGS, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            sys.stdout.buffer.write(b"%d %s" % (exc.errno or 0, path))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
