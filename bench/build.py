@@ -83,6 +83,12 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of the children it waited for (the build's second writer)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
@@ -104,9 +110,9 @@ def main() -> None:
         base_rss = peak_mib()
         per_file = creation_cost(root)
 
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = time.perf_counter(), cpu_seconds()
         report = pipeline.build(config, now)
-        full, full_cpu = time.perf_counter() - started, time.process_time() - cpu
+        full, full_cpu = time.perf_counter() - started, cpu_seconds() - cpu
         peak = peak_mib()
         assert not report.failed, [s.error for s in report.sources if s.failed]
         files = sum(1 for _ in (root / "output").rglob("*") if _.is_file())
@@ -124,23 +130,23 @@ def main() -> None:
         feeds = collate.categorize(merged, config.categories, config.sources, links=links)
         by_feed = {slug: collate.order(entries, args.entries) for slug, entries in feeds.items()}
         rendered = sum(len(v) for v in by_feed.values())
-        cpu = time.process_time()
+        cpu = cpu_seconds()
         alone = feedgen_alone(by_feed)
-        alone_cpu = time.process_time() - cpu
+        alone_cpu = cpu_seconds() - cpu
 
     print(
         f"entries: {args.entries} in {args.categories} categories; {rendered} feed entries per format; "
         f"{files} files written"
     )
-    print(f"full build:        {full:8.2f} s   ({full_cpu:.2f} s CPU; the rest waits on the disk)")
+    print(f"full build:        {full:8.2f} s   ({full_cpu:.2f} s CPU over every thread and process)")
     print(f"                   peak RSS {peak:.0f} MiB (interpreter and imports: {base_rss:.0f} MiB)")
     print(f"unchanged rebuild: {rebuild:8.2f} s   files rewritten: {touched}")
     print(f"feedgen alone:     {alone:8.2f} s   ({alone_cpu:.2f} s CPU; Atom + RSS of the same feeds, no files)")
     creating = per_file * files
     print(f"full build / feedgen alone:   {full / alone:.2f}x wall, {full_cpu / alone_cpu:.2f}x CPU  (goal <= 2)")
     print(
-        f"creating {files} files here costs {creating:.2f} s ({per_file * 1e6:.0f} us each, measured apart); "
-        f"without it: {(full - creating) / alone:.2f}x"
+        f"creating {files} files here costs {creating:.2f} s ({per_file * 1e6:.0f} us each, measured apart; "
+        "the build creates most of them in a second process)"
     )
     print(f"rebuild / full build:         {100 * rebuild / full:.1f}%  (goal <= 5%)")
 
