@@ -6,11 +6,15 @@ stdin: a little-endian header (the path's length, then the data's), the path as 
 data. Each path is created or truncated and given the data, in order, so a path sent twice keeps
 the last. At the end of its input it exits 0. On the first failure it writes "<errno> <path>" to
 stdout and exits 1; a record cut short (its sender died) is dropped and the process exits 2.
+Signals meant for the build (Ctrl-C reaches a terminal's whole process group, a service manager
+may signal every process of the service) are ignored: the build decides, and this process lives
+as long as its input, which ends when the build closes it, dies, or kills this process.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import sys
 
@@ -20,6 +24,8 @@ FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 def main() -> int:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     os.umask(0o022)  # files come out 0644, whatever the caller's umask: the server must read them
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()

@@ -6,6 +6,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -165,6 +166,21 @@ def test_the_writer_program_writes_what_it_is_sent_and_drops_a_record_cut_short(
     failed = run_writer(record(tmp_path / "missing" / "four.html", b"four"))
     assert failed.returncode == 1
     assert failed.stdout == _writer.READY + b"%d %s" % (errno.ENOENT, os.fsencode(tmp_path / "missing" / "four.html"))
+
+
+def test_the_writer_program_leaves_signals_to_the_build(tmp_path: Path) -> None:
+    program = Path(_writer.__file__)
+    with subprocess.Popen(
+        [sys.executable, "-I", "-S", str(program)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        assert process.stdout.read(len(_writer.READY)) == _writer.READY
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # Ctrl-C, a service stopping
+            process.send_signal(signum)
+        process.stdin.write(record(tmp_path / "page.html", b"still written"))
+        process.stdin.close()
+        assert process.wait(timeout=30) == 0
+    assert visible(tmp_path) == {"page.html": b"still written"}
 
 
 def test_durable_files_are_on_disk_before_any_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
