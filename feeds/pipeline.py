@@ -298,8 +298,8 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         # second writer can create them while the feeds render. The entries as the feeds have them
         # (categories and all), so their cleaned text is shared with the feeds.
         for entry in by_slug[collate.ALL.slug]:
-            if entry.link.startswith(site.base_url + "entries/"):
-                name = entry.link[len(site.base_url) :]
+            if (page := own_pages.get(entry.id)) is not None:
+                name = page[len(site.base_url) :]
                 if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
                     page_bytes = render.render_entry_page(
                         entry, site_title=site.title, language=site.language, shared=shared

@@ -230,7 +230,8 @@ def _new_directory(directory: str, top: str, made: dict[str, str | None], staged
     if os.path.isdir(directory):
         return None
     outer, _, leaf = directory.rpartition("/")
-    if outer not in made and outer.startswith(f"{top}/"):
+    below = outer.startswith(f"{top}/")
+    if below and outer not in made:
         # Its parent is new too: the outermost new directory is the one hidden, and appears whole.
         made[outer] = _new_directory(outer, top, made, staged)
     if (hidden_outer := made.get(outer)) is not None:
@@ -239,7 +240,7 @@ def _new_directory(directory: str, top: str, made: dict[str, str | None], staged
         os.mkdir(inner)
         os.chmod(inner, 0o755)
         return inner
-    if not outer.startswith(f"{top}/") and outer != top:
+    if not below and outer != top:
         os.makedirs(directory, exist_ok=True)
         return None
     os.makedirs(outer, exist_ok=True)
@@ -269,9 +270,7 @@ def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
     try:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _writer.write_all(fd, data)
         except BaseException:
             os.close(fd)
             raise
@@ -415,9 +414,7 @@ class _SecondWriter:
             if self._broken:
                 continue  # drained, so the renderer never blocks on a full queue
             try:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(pipe.fileno(), view) :]
+                _writer.write_all(pipe.fileno(), chunk)
             except OSError:
                 self._broken = True
         with contextlib.suppress(OSError):

@@ -22,6 +22,17 @@ if os.environ.get("CI") == "true":
 DATA = Path(__file__).parent / "data"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
+
+def files(out: Path) -> list[Path]:
+    """Every file under `out`, hidden ones too, in order."""
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
+def contents(out: Path) -> dict[str, bytes]:
+    """Every file under `out` by its path relative to `out`, with its bytes."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in files(out)}
+
+
 SITE = """
 [site]
 title = "Test Site"

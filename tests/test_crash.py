@@ -19,7 +19,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import NOW
+from conftest import NOW, contents, files
 from lxml import etree, html
 
 from feeds import pipeline
@@ -112,10 +112,6 @@ def build_ok(config: Path) -> None:
 def is_temp(path: Path) -> bool:
     """A hidden temp file, or a file in the hidden copy of a directory a build was making."""
     return any(part.startswith(".") and part.endswith(".tmp") for part in path.parts)
-
-
-def files(out: Path) -> list[Path]:
-    return sorted(p for p in out.rglob("*") if p.is_file())
 
 
 def complete(name: str, data: bytes) -> None:
@@ -414,10 +410,6 @@ def fill(directory: Path, spare: int) -> None:
         (directory / "probe").write_bytes(b"\0" * (spare * 4))
     assert info.value.errno == errno.ENOSPC
     (directory / "probe").unlink(missing_ok=True)
-
-
-def contents(out: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(out)): p.read_bytes() for p in files(out)}
 
 
 @dataclass

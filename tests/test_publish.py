@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import contents
 
 from feeds import _writer, publish
 from feeds.errors import PublishError
@@ -60,10 +61,6 @@ def pages(directory: str, count: int) -> list[publish.Write]:
     ]
 
 
-def visible(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def hidden(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob(".*"))
 
@@ -81,7 +78,7 @@ def test_a_second_process_writes_the_files_of_new_directories(tmp_path: Path, sp
     assert spawned.processes[0].returncode == 0
     expected = {w.name: w.data for w in writes}  # a name written twice keeps the last bytes
     assert written == set(expected)
-    assert visible(tmp_path) == expected
+    assert contents(tmp_path) == expected
     assert {p.stat().st_mode & 0o777 for p in tmp_path.rglob("*.html")} == {0o644}
     assert {p.stat().st_mode & 0o777 for p in tmp_path.rglob("*") if p.is_dir()} == {0o755}
     assert hidden(tmp_path) == []
@@ -91,7 +88,7 @@ def test_a_few_new_files_start_no_process(tmp_path: Path, spawned: Spawned) -> N
     writes = pages("entries/a", publish._SecondWriter.START_AFTER)
     assert publish.write_files(tmp_path, writes) == {w.name for w in writes}
     assert spawned.processes == []
-    assert visible(tmp_path) == {w.name: w.data for w in writes}
+    assert contents(tmp_path) == {w.name: w.data for w in writes}
 
 
 @pytest.mark.usefixtures("start_soon")
@@ -105,7 +102,7 @@ def test_without_a_second_process_the_files_are_written_here(
     assert publish.write_files(tmp_path, writes) == {w.name for w in writes}
     assert len(spawned.processes) == (1 if executable else 0)
     assert all(p.returncode is not None for p in spawned.processes)  # tried once, and reaped
-    assert visible(tmp_path) == {w.name: w.data for w in writes}
+    assert contents(tmp_path) == {w.name: w.data for w in writes}
 
 
 @pytest.mark.usefixtures("start_soon")
@@ -127,7 +124,7 @@ def test_a_file_the_second_process_cannot_write_fails_the_call_and_keeps_every_p
     assert info.value.what == (
         "cannot write (File name too long); previous files are intact; check that the output directory is writable"
     )
-    assert visible(tmp_path) == {"index.html": b"the index before"}
+    assert contents(tmp_path) == {"index.html": b"the index before"}
     assert hidden(tmp_path) == []
 
 
@@ -141,7 +138,7 @@ def test_an_error_while_rendering_stops_the_second_process_and_shows_nothing(tmp
         publish.write_files(tmp_path, writes())
     assert len(spawned.processes) == 1
     assert spawned.processes[0].returncode is not None  # stopped and reaped, not left running
-    assert visible(tmp_path) == {}
+    assert contents(tmp_path) == {}
     assert hidden(tmp_path) == []
 
 
@@ -159,7 +156,7 @@ def test_the_writer_program_writes_what_it_is_sent_and_drops_a_record_cut_short(
     whole = record(tmp_path / "one.html", b"one") + record(tmp_path / "two.html", b"two")
     done = run_writer(whole)
     assert (done.returncode, done.stdout) == (0, _writer.READY)
-    assert visible(tmp_path) == {"one.html": b"one", "two.html": b"two"}
+    assert contents(tmp_path) == {"one.html": b"one", "two.html": b"two"}
     cut = record(tmp_path / "three.html", b"three")[:-2]
     assert run_writer(cut).returncode == 2
     assert not (tmp_path / "three.html").exists()
@@ -180,7 +177,7 @@ def test_the_writer_program_leaves_signals_to_the_build(tmp_path: Path) -> None:
         process.stdin.write(record(tmp_path / "page.html", b"still written"))
         process.stdin.close()
         assert process.wait(timeout=30) == 0
-    assert visible(tmp_path) == {"page.html": b"still written"}
+    assert contents(tmp_path) == {"page.html": b"still written"}
 
 
 def test_durable_files_are_on_disk_before_any_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,5 +230,5 @@ def test_a_failed_flush_keeps_every_previous_file_and_names_the_file(
         publish.write_files(tmp_path, writes)
     assert info.value.where.rpartition("/")[2].startswith(".all.rss.")
     assert info.value.what.startswith("cannot write (Input/output error); previous files are intact")
-    assert visible(tmp_path) == {"all.rss": b"<rss>before</rss>"}
+    assert contents(tmp_path) == {"all.rss": b"<rss>before</rss>"}
     assert hidden(tmp_path) == []
