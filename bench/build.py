@@ -87,7 +87,7 @@ def peak_mib() -> float:
 
 
 def cpu_seconds() -> float:
-    """CPU time of this process and of the children it waited for (the build's second writer)."""
+    """CPU time of this process and of the children it waited for (the build's helper and second writer)."""
     me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 

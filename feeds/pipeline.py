@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 from feeds import __version__, collate, publish, render
 from feeds.adapters import ADAPTERS
@@ -283,7 +285,15 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     categories = collate.category_list(by_slug, config.categories)
     ttl = poll_seconds(config) // 60
     known = store.fingerprints()
-    shared = render.Shared()  # an entry is in its category's feed, in `all`, maybe in archives: render it once
+    page_entries: dict[str, publish.PageEntry] = {}
+
+    def page_entry(entry: Entry) -> publish.PageEntry:
+        """An entry as category pages show it; it is on its category's page and on `all`'s."""
+        shown = page_entries.get(entry.id)
+        if shown is None:
+            shown = page_entries[entry.id] = _page_entry(entry)
+        return shown
+
     fingerprints: dict[str, str] = {}
     reports: list[FileReport] = []
     links: list[publish.FeedLink] = []
@@ -293,7 +303,39 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         fingerprints[name] = fingerprint
         return known.get(name) != fingerprint or not (site.output / name).exists()
 
-    def writes() -> Iterator[tuple[publish.Write, FileReport]]:
+    # Which documents are due, before any renders: the entries of their feeds can then go to a
+    # helper process, the last needed first, while this one renders from the first.
+    documents: list[_Document] = []
+    for category in categories:
+        paged = collate.paginate(
+            by_slug.get(category.slug, ()), first_seen, store.archive_pages(category.slug), site.entries_per_feed
+        )
+        for ids in paged.to_freeze:
+            store.freeze_archive_page(category.slug, len(store.archive_pages(category.slug)) + 1, ids, now)
+        entries = paged.current
+        link = publish.FeedLink(
+            slug=category.slug, title=category.title, description=category.description, entries=len(entries)
+        )
+        links.append(link)
+        history = (("prev-archive", f"archive/{category.slug}/{len(paged.pages)}"),) if paged.pages else ()
+        meta = _meta(config, category, entries, ttl, history=history)
+        fingerprint = _fingerprint(__version__, meta, keys=[key(e) for e in entries])
+        new = sum(1 for e in entries if fresh[e.id].new)
+        updated = sum(1 for e in entries if fresh[e.id].changed)
+        for ext, renderer in _RENDERERS:
+            name = f"{category.slug}.{ext}"
+            report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
+            if due(name, fingerprint):
+                documents.append(_Document(name, report, partial(renderer, meta, entries), entries))
+            else:
+                reports.append(report)
+        page = f"{category.slug}.html"
+        if due(page, fingerprint):
+            make = partial(_category_page, config, link, entries, page_entry)
+            documents.append(_Document(page, FileReport(path=page, entries=len(entries)), make))
+        documents.extend(_archive_documents(config, category, paged, ttl, due, key))
+
+    def writes(shared: render.Shared) -> Iterator[tuple[publish.Write, FileReport]]:
         # Entry pages first: they are renamed into place before the feeds that link to them, and a
         # second writer can create them while the feeds render. The entries as the feeds have them
         # (categories and all), so their cleaned text is shared with the feeds.
@@ -305,69 +347,26 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
                         entry, site_title=site.title, language=site.language, shared=shared
                     )
                     yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
-
-        for category in categories:
-            paged = collate.paginate(
-                by_slug.get(category.slug, ()), first_seen, store.archive_pages(category.slug), site.entries_per_feed
-            )
-            for ids in paged.to_freeze:
-                store.freeze_archive_page(category.slug, len(store.archive_pages(category.slug)) + 1, ids, now)
-            entries = paged.current
-            link = publish.FeedLink(
-                slug=category.slug, title=category.title, description=category.description, entries=len(entries)
-            )
-            links.append(link)
-            history = (("prev-archive", f"archive/{category.slug}/{len(paged.pages)}"),) if paged.pages else ()
-            meta = _meta(config, category, entries, ttl, history=history)
-            fingerprint = _fingerprint(__version__, meta, keys=[key(e) for e in entries])
-            new = sum(1 for e in entries if fresh[e.id].new)
-            updated = sum(1 for e in entries if fresh[e.id].changed)
-            for ext, renderer in _RENDERERS:
-                name = f"{category.slug}.{ext}"
-                report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
-                if due(name, fingerprint):
-                    yield publish.Write(name, renderer(meta, entries, shared)), report
-                else:
-                    reports.append(report)
-            page = f"{category.slug}.html"
-            if due(page, fingerprint):
-                yield (
-                    publish.Write(
-                        page,
-                        publish.category_html(
-                            site_title=site.title,
-                            base_url=site.base_url,
-                            language=site.language,
-                            feed=link,
-                            entries=[page_entry(e) for e in entries],
-                        ),
-                    ),
-                    FileReport(path=page, entries=len(entries)),
-                )
-            yield from _archive_writes(config, category, paged, ttl, due, key, shared)
-
+        for document in documents:
+            yield publish.Write(document.name, document.make(shared)), document.report
         index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield publish.Write("index.html", index), FileReport(path="index.html")
         opml = publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)
         yield publish.Write("feeds.opml", opml), FileReport(path="feeds.opml")
 
-    page_entries: dict[str, publish.PageEntry] = {}
-
-    def page_entry(entry: Entry) -> publish.PageEntry:
-        """An entry as category pages show it; it is on its category's page and on `all`'s."""
-        shown = page_entries.get(entry.id)
-        if shown is None:
-            shown = page_entries[entry.id] = _page_entry(entry)
-        return shown
-
     pending: dict[str, FileReport] = {}
 
-    def tracked() -> Iterator[publish.Write]:
-        for write, report in writes():
+    def tracked(shared: render.Shared) -> Iterator[publish.Write]:
+        for write, report in writes(shared):
             pending[write.name] = report
             yield write
 
-    written = publish.write_files(site.output, tracked())
+    # An entry is in its category's feed, in `all`, maybe in archives: each is built once a pass.
+    feed_entries = [e for document in documents for e in document.feed_entries]
+    with render.helper(len({id(e) for e in feed_entries})) as helper:
+        shared = render.Shared(helper)
+        shared.prepare(site.base_url, feed_entries)
+        written = publish.write_files(site.output, tracked(shared))
     for name, r in pending.items():
         # A constructor, not replace(): several times cheaper, and a first build reports every entry page.
         written_now = name in written
@@ -390,16 +389,41 @@ def publish_pending(store: Store, config: Config) -> bool:
 _RENDERERS = (("atom", render.render_atom), ("rss", render.render_rss), ("json", render.render_json))
 
 
-def _archive_writes(
+class _Document(NamedTuple):
+    """A file due in a pass, rendered when it is written."""
+
+    name: str
+    report: FileReport
+    make: Callable[[render.Shared], bytes]
+    feed_entries: Sequence[Entry] = ()  # the feed entries it holds, which a helper process can build ahead
+
+
+def _category_page(
+    config: Config,
+    link: publish.FeedLink,
+    entries: Sequence[Entry],
+    page_entry: Callable[[Entry], publish.PageEntry],
+    _shared: render.Shared,
+) -> bytes:
+    site = config.site
+    return publish.category_html(
+        site_title=site.title,
+        base_url=site.base_url,
+        language=site.language,
+        feed=link,
+        entries=[page_entry(e) for e in entries],
+    )
+
+
+def _archive_documents(
     config: Config,
     category: Category,
     paged: collate.Paged,
     ttl: int,
     due: Callable[[str, str], bool],
     key: Callable[[Entry], str],
-    shared: render.Shared,
-) -> Iterator[tuple[publish.Write, FileReport]]:
-    """The archive documents of one category: archive/<slug>/<n>.atom and .rss, linked both ways."""
+) -> Iterator[_Document]:
+    """The archive documents of one category that are due: archive/<slug>/<n>.atom and .rss, linked both ways."""
     last = len(paged.pages)
     for number, entries in enumerate(paged.pages, start=1):
         stem = f"archive/{category.slug}/{number}"
@@ -415,7 +439,8 @@ def _archive_writes(
         for ext, renderer in _RENDERERS[:2]:
             name = f"{stem}.{ext}"
             if due(name, fingerprint):
-                yield publish.Write(name, renderer(meta, entries, shared)), FileReport(path=name, entries=len(entries))
+                report = FileReport(path=name, entries=len(entries))
+                yield _Document(name, report, partial(renderer, meta, entries), entries)
 
 
 def _meta(
