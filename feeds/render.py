@@ -354,7 +354,7 @@ class Shared:
         # another while the cache lives.
         self._items: dict[int, _Item] = {}
         self._fragments: dict[str, dict[int, tuple[bytes, bytes]]] = {}  # base URL: entry: (Atom, RSS)
-        self._json: dict[int, str] = {}
+        self._json: dict[int, bytes] = {}  # entry: its line in a JSON Feed's items, UTF-8
         self._helper = helper
         self._ahead: dict[int, _Batch] = {}  # entry: the batch the helper was given it in
 
@@ -442,9 +442,9 @@ class Shared:
                 self._helper = None
             self._build_here(cache, handed.base_url, handed.entries, where)
             return
-        for entry, (atom, rss, json_text) in zip(handed.entries, built, strict=True):
+        for entry, (atom, rss, json_line) in zip(handed.entries, built, strict=True):
             cache[id(entry)] = (atom, rss)
-            self._json.setdefault(id(entry), json_text)
+            self._json.setdefault(id(entry), json_line)
 
     def _elements(self, base_url: str, entry: Entry, where: str) -> tuple[Any, Any]:
         try:
@@ -452,26 +452,26 @@ class Shared:
         except (ValueError, TypeError, UnicodeError) as exc:
             raise RenderError(where, f"entry {entry.id}: {exc}") from exc
 
-    def json_item(self, entry: Entry) -> str:
-        text = self._json.get(id(entry))
-        if text is None:
-            text = self._json[id(entry)] = _compact(_json_item(self.item(entry)))
-        return text
+    def json_item(self, entry: Entry) -> bytes:
+        line = self._json.get(id(entry))
+        if line is None:
+            line = self._json[id(entry)] = _json_line(self.item(entry))
+        return line
 
 
 class _Batch(NamedTuple):
     """Entries handed to the helper process together."""
 
-    future: Future[list[tuple[bytes, bytes, str]]]
+    future: Future[list[tuple[bytes, bytes, bytes]]]
     entries: list[Entry]
     base_url: str
 
 
-def _built(items: Sequence[tuple[Any, ...]], base_url: str) -> list[tuple[bytes, bytes, str]]:
+def _built(items: Sequence[tuple[Any, ...]], base_url: str) -> list[tuple[bytes, bytes, bytes]]:
     """In the helper process: each item's Atom and RSS elements, serialized, and its JSON Feed item."""
     whole = [_Item(None, *fields) for fields in items]
     pairs = _serialized([_build(item, base_url) for item in whole])
-    return [(atom, rss, _compact(_json_item(item))) for (atom, rss), item in zip(pairs, whole, strict=True)]
+    return [(atom, rss, _json_line(item)) for (atom, rss), item in zip(pairs, whole, strict=True)]
 
 
 def _serialized(built: Sequence[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
@@ -723,11 +723,18 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         feed["hubs"] = [{"type": "WebSub", "url": clean(hub)} for hub in meta.hubs]
     # One member, and one item, a line: json's indent= switches to its pure-Python encoder, which
     # took longer than everything else in the JSON Feed. Key order is fixed above, so bytes are too.
-    lines = [f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()]
+    # In bytes: a long feed's items are joined once, and never widened to one text and encoded again.
+    head = ",\n".join(f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()).encode("utf-8")
+    if not entries:
+        return b"{\n" + head + b',\n  "items": []\n}\n'
     shared = shared or Shared()
-    items = ",\n".join(f"    {shared.json_item(e)}" for e in entries)
-    lines.append(f'  "items": [\n{items}\n  ]' if items else '  "items": []')
-    return ("{\n" + ",\n".join(lines) + "\n}\n").encode("utf-8")
+    items = b",\n".join([shared.json_item(e) for e in entries])
+    return b"".join((b"{\n", head, b',\n  "items": [\n', items, b"\n  ]\n}\n"))
+
+
+def _json_line(item: _Item) -> bytes:
+    """An item as its line in a JSON Feed's items, indented, in UTF-8."""
+    return b"    " + _compact(_json_item(item)).encode("utf-8")
 
 
 # --- entry pages ----------------------------------------------------------------------------------
