@@ -34,6 +34,13 @@ _ROOT = str(Path(__file__).resolve().parent.parent)  # where the child finds thi
 _CHILD = f"import sys; sys.path.insert(0, {_ROOT!r}); from feeds.helper import serve; serve()"
 
 
+def cpus() -> int:
+    """The cores this process may run on (all of the machine's where affinity is unknown)."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class HelperGone(RuntimeError):
     """The helper process died, could not start, or was shut down: the work falls to the caller."""
 

@@ -7,7 +7,6 @@ import html
 import itertools
 import json
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +23,7 @@ from feedgen.feed import FeedGenerator
 
 from feeds import __version__
 from feeds.errors import RenderError
-from feeds.helper import HelperGone, HelperProcess
+from feeds.helper import HelperGone, HelperProcess, cpus
 from feeds.model import Author, Category, Enclosure, Entry
 from feeds.publish import format_day
 
@@ -485,7 +484,7 @@ HELPER_AFTER = 2_000  # entries a pass builds before a helper process pays: it t
 
 
 def _spare_core() -> bool:
-    return len(os.sched_getaffinity(0)) > 1
+    return cpus() > 1
 
 
 @contextlib.contextmanager
