@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import os
 import pickle
 import signal
@@ -24,10 +25,12 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("feeds")
 
 _SIZE = struct.Struct("<I")
 _ROOT = str(Path(__file__).resolve().parent.parent)  # where the child finds this package
@@ -39,6 +42,27 @@ def cpus() -> int:
     if hasattr(os, "sched_getaffinity"):  # Linux
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def started(worth_it: bool) -> Iterator[HelperProcess | None]:
+    """A helper process for work that is worth one, on a machine with a core to spare; else None.
+
+    It is shut down at the end: calls still queued are cancelled, the one in flight is finished.
+    """
+    if not worth_it or cpus() < 2:
+        yield None
+        return
+    try:
+        process = HelperProcess()
+    except OSError as exc:
+        log.warning("cannot start a helper process (%s); the build does all its work in its own", exc)
+        yield None
+        return
+    try:
+        yield process
+    finally:
+        process.shutdown(wait=True, cancel_futures=True)
 
 
 class HelperGone(RuntimeError):

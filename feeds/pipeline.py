@@ -20,6 +20,7 @@ from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
 from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
+from feeds.helper import started
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -363,7 +364,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
 
     # An entry is in its category's feed, in `all`, maybe in archives: each is built once a pass.
     feed_entries = [e for document in documents for e in document.feed_entries]
-    with render.helper(len({id(e) for e in feed_entries})) as helper:
+    with started(len({id(e) for e in feed_entries}) >= render.HELPER_AFTER) as helper:
         shared = render.Shared(helper)
         shared.prepare(site.base_url, feed_entries)
         written = publish.write_files(site.output, tracked(shared))

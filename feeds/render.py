@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import html
 import itertools
 import json
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from feedgen.feed import FeedGenerator
 
 from feeds import __version__
 from feeds.errors import RenderError
-from feeds.helper import HelperGone, HelperProcess, cpus
+from feeds.helper import HelperGone
 from feeds.model import Author, Category, Enclosure, Entry
 from feeds.publish import format_day
 
@@ -342,8 +341,9 @@ class Shared:
     """What rendering one entry yields, kept for every feed of a pass that shows it.
 
     Pass one to each render_* call of a pass; a new pass needs a new one, since entries change
-    between passes. Without one, every call renders its entries afresh. With a `helper` (see
-    helper()), prepare() has a second process build entries while this one renders others.
+    between passes. Without one, every call renders its entries afresh. With a `helper` process
+    (feeds.helper), prepare() has it build entries while this one renders others: a process, not a
+    thread, since building an entry is Python code and two threads would take turns holding the GIL.
     """
 
     def __init__(self, helper: Executor | None = None) -> None:
@@ -480,34 +480,7 @@ def _serialized(built: Sequence[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
     return list(zip(atom, rss, strict=True))
 
 
-HELPER_AFTER = 2_000  # entries a pass builds before a helper process pays: it takes ~0.3 s of CPU to start
-
-
-def _spare_core() -> bool:
-    return cpus() > 1
-
-
-@contextlib.contextmanager
-def helper(entries: int) -> Iterator[Executor | None]:
-    """A second process to build entries in while this one renders, or None when it would not pay.
-
-    It pays for a pass that builds thousands of entries (a first build, a version upgrade) on a
-    machine with a core to spare. A process, not a thread: building an entry is Python code, and
-    two threads would take turns holding the GIL.
-    """
-    if entries < HELPER_AFTER or not _spare_core():
-        yield None
-        return
-    try:
-        process = HelperProcess()
-    except OSError as exc:
-        log.debug("no helper process for rendering (%s); rendering in this one", exc)
-        yield None
-        return
-    try:
-        yield process
-    finally:
-        process.shutdown(wait=True, cancel_futures=True)
+HELPER_AFTER = 2_000  # entries a pass builds before a helper process pays: it takes ~0.2 s of CPU to start
 
 
 def _generator(*, atom: bool) -> _FgFeed:

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from conftest import NOW, SITE, contents
 
+from feeds import helper as helper_module
 from feeds import pipeline, render
 from feeds.config import Config
 from feeds.errors import RenderError
-from feeds.helper import HelperGone, HelperProcess
+from feeds.helper import HelperGone, HelperProcess, started
 from feeds.model import Author, Category, Enclosure, Entry
 
 BASE = "https://feeds.example.org/"
@@ -39,6 +40,7 @@ class Recording(HelperProcess):
         return future
 
     def answered(self) -> int:
+        """The calls the child answered."""
         return sum(1 for f in self.futures if f.done() and not f.cancelled() and f.exception() is None)
 
 
@@ -153,23 +155,26 @@ def test_the_child_ends_quietly_when_the_build_is_killed(tmp_path: Path) -> None
     assert "Traceback" not in stderr.read_text()
 
 
-def test_no_interpreter_means_no_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_interpreter_means_no_helper(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(OSError):
         HelperProcess(python="/nonexistent/python3")
-    monkeypatch.setattr(render, "HelperProcess", lambda: HelperProcess(python="/nonexistent/python3"))
-    monkeypatch.setattr(render, "_spare_core", lambda: True)
-    with render.helper(10 * render.HELPER_AFTER) as none:
+    monkeypatch.setattr(helper_module, "HelperProcess", lambda: HelperProcess(python="/nonexistent/python3"))
+    monkeypatch.setattr(helper_module, "cpus", lambda: 2)
+    with started(True) as none:
         assert none is None
+    assert "cannot start a helper process" in caplog.text
 
 
-def test_a_small_pass_or_a_single_core_gets_no_helper(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(render, "_spare_core", lambda: True)
-    with render.helper(render.HELPER_AFTER - 1) as small:
+def test_work_not_worth_it_or_a_single_core_gets_no_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(helper_module, "cpus", lambda: 2)
+    with started(False) as small:
         assert small is None
-    with render.helper(render.HELPER_AFTER) as big:
+    with started(True) as big:
         assert isinstance(big, HelperProcess)
-    monkeypatch.setattr(render, "_spare_core", lambda: False)
-    with render.helper(10 * render.HELPER_AFTER) as single:
+        pid = big.submit(os.getpid).result(timeout=30)
+    assert gone(pid)  # shut down at the end
+    monkeypatch.setattr(helper_module, "cpus", lambda: 1)
+    with started(True) as single:
         assert single is None
 
 
@@ -279,31 +284,41 @@ def listing(count: int) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.parametrize("per_feed", [50, 2000])  # archives and all, or every entry in the current documents
-def test_a_build_with_a_helper_writes_what_a_build_without_one_writes(
-    make_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_feed: int
-) -> None:
-    site = SITE.replace("entries_per_feed = 50", f"entries_per_feed = {per_feed}")
-    config = make_config(BODY, {"news.txt": listing(900)}, site=site)
+@pytest.fixture
+def helpers(monkeypatch: pytest.MonkeyPatch) -> list[Recording]:
+    """The helper processes builds start (on any machine, as if it had two cores), recorded."""
     started: list[Recording] = []
 
     def recording() -> Recording:
         started.append(Recording())
         return started[-1]
 
-    monkeypatch.setattr(render, "HelperProcess", recording)
-    monkeypatch.setattr(render, "_spare_core", lambda: True)
-    monkeypatch.setattr(render, "HELPER_AFTER", 10**9)
-    assert not pipeline.build(config, NOW).failed
-    alone = contents(config.site.output)
-    assert not started
+    monkeypatch.setattr(helper_module, "HelperProcess", recording)
+    monkeypatch.setattr(helper_module, "cpus", lambda: 2)
+    return started
 
+
+def rebuilt(config: Config) -> tuple[pipeline.BuildReport, dict[str, bytes]]:
+    """A first build of `config`, from nothing: its report and every output file."""
     for path in (config.site.output, config.site.state):
         for p in sorted(path.rglob("*"), reverse=True):
             p.rmdir() if p.is_dir() else p.unlink()
+    report = pipeline.build(config, NOW)
+    return report, contents(config.site.output)
+
+
+@pytest.mark.parametrize("per_feed", [50, 2000])  # archives and all, or every entry in the current documents
+def test_a_build_with_a_helper_renders_what_a_build_without_one_renders(
+    make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, helpers: list[Recording], per_feed: int
+) -> None:
+    site = SITE.replace("entries_per_feed = 50", f"entries_per_feed = {per_feed}")
+    config = make_config(BODY, {"news.txt": listing(900)}, site=site)
+    monkeypatch.setattr(render, "HELPER_AFTER", 10**9)
+    _, alone = rebuilt(config)
+    assert not helpers
+
     monkeypatch.setattr(render, "HELPER_AFTER", 100)
-    assert not pipeline.build(config, NOW).failed
-    assert contents(config.site.output) == alone
-    assert len(started) == 1 and started[0].answered() >= 1
+    assert rebuilt(config)[1] == alone
+    assert len(helpers) == 1 and helpers[0].answered() >= 1
     with pytest.raises(HelperGone):  # the build shut it down
-        started[0].submit(pow, 2, 2)
+        helpers[0].submit(pow, 2, 2)
