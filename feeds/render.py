@@ -396,7 +396,7 @@ class Shared:
         waiting: dict[int, _Batch] = {}
         for entry in {id(e): e for e in entries if id(e) not in cache}.values():
             handed = self._ahead.get(id(entry))
-            if handed is None:
+            if handed is None or handed.base_url != base_url:
                 here.append(entry)
             elif id(handed) in waiting:
                 continue
