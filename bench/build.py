@@ -127,8 +127,8 @@ def main() -> None:
 
             if run == 0:
                 peak = peak_mib()
-                files = sum(1 for _ in (root / "output").rglob("*") if _.is_file())
                 mtimes = {p: p.stat().st_mtime_ns for p in (root / "output").rglob("*") if p.is_file()}
+                files = len(mtimes)
                 started = time.perf_counter()
                 pipeline.build(config, now + timedelta(hours=1))
                 rebuild = time.perf_counter() - started

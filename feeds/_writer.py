@@ -23,6 +23,12 @@ READY = b"ready\n"
 FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
+def ignore_build_signals() -> None:
+    """Ignore what is meant for the build: a child of it lives exactly as long as its input."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Write all of `data` to `fd`, however many calls that takes."""
     view = memoryview(data)
@@ -31,8 +37,7 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def main() -> int:
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_build_signals()
     os.umask(0o022)  # files come out 0644, whatever the caller's umask: the server must read them
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()

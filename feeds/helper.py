@@ -20,7 +20,6 @@ import contextlib
 import logging
 import os
 import pickle
-import signal
 import struct
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
+
+from feeds import _writer
 
 log = logging.getLogger("feeds")
 
@@ -138,7 +139,8 @@ class HelperProcess(Executor):
     @staticmethod
     def _exchange(stdin: Any, stdout: Any, data: bytes) -> tuple[bool, Any]:
         """Send one pickled call; return (True, its result) or (False, the exception it raised)."""
-        stdin.write(_SIZE.pack(len(data)) + data)
+        stdin.write(_SIZE.pack(len(data)))
+        stdin.write(data)
         stdin.flush()
         header = stdout.read(_SIZE.size)
         if len(header) < _SIZE.size:
@@ -174,8 +176,7 @@ class HelperProcess(Executor):
 
 def serve() -> None:
     """The child's loop: each call read from stdin is run, and its result or exception written to stdout."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+    _writer.ignore_build_signals()
     # Results go to a descriptor of their own; anything printed goes to stderr, never into a reply.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
@@ -194,7 +195,8 @@ def serve() -> None:
             except Exception:  # an exception that cannot be pickled still says what it was
                 reply = pickle.dumps((False, RuntimeError(repr(exc))), protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            out.write(_SIZE.pack(len(reply)) + reply)
+            out.write(_SIZE.pack(len(reply)))
+            out.write(reply)
             out.flush()
         except BrokenPipeError:  # the build is gone: nobody to answer
             return

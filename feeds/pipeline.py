@@ -363,8 +363,8 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             yield write
 
     # An entry is in its category's feed, in `all`, maybe in archives: each is built once a pass.
-    feed_entries = [e for document in documents for e in document.feed_entries]
-    with started(len({id(e) for e in feed_entries}) >= render.HELPER_AFTER) as helper:
+    feed_entries = list({id(e): e for document in documents for e in document.feed_entries}.values())
+    with started(len(feed_entries) >= render.HELPER_AFTER) as helper:
         shared = render.Shared(helper)
         shared.prepare(site.base_url, feed_entries)
         written = publish.write_files(site.output, tracked(shared))

@@ -383,8 +383,7 @@ class Shared:
                 handed = _Batch(future, batch, base_url)
                 self._ahead.update((id(e), handed) for e in batch)
         except HelperGone as exc:  # it died before it was given anything
-            log.warning("%s; rendering goes on in the build's own process", exc)
-            self._helper = None
+            self._lost(exc)
 
     def fragments(self, fmt: str, base_url: str, entries: Sequence[Entry], where: str) -> list[bytes]:
         """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass.
@@ -436,14 +435,19 @@ class Shared:
         try:
             built = handed.future.result()
         except Exception as exc:  # an entry it cannot build, or a helper that died: built here, where it is reported
-            if isinstance(exc, HelperGone) and self._helper is not None:
-                log.warning("%s; rendering goes on in the build's own process", exc)
-                self._helper = None
+            if isinstance(exc, HelperGone):
+                self._lost(exc)
             self._build_here(cache, handed.base_url, handed.entries, where)
             return
         for entry, (atom, rss, json_line) in zip(handed.entries, built, strict=True):
             cache[id(entry)] = (atom, rss)
             self._json.setdefault(id(entry), json_line)
+
+    def _lost(self, gone: HelperGone) -> None:
+        """Say once that the helper is gone; what it held is built here."""
+        if self._helper is not None:
+            log.warning("%s; rendering goes on in the build's own process", gone)
+            self._helper = None
 
     def _elements(self, base_url: str, entry: Entry, where: str) -> tuple[Any, Any]:
         try:
