@@ -30,6 +30,14 @@ class SourceError(FeedsError):
     """A source could not be fetched or parsed; `where` is the source name (and line, if known)."""
 
 
+class SourceWarning(SourceError):
+    """A document was read, but not all of it: the entries already yielded stand, and the source does not fail.
+
+    An adapter raises it after its last entry; `what` names what was left unread (line numbers) or
+    what was read on a guess (an encoding declared wrongly), so nothing is dropped in silence.
+    """
+
+
 class RenderError(FeedsError):
     """A feed could not be rendered; `where` is the feed file name."""
 
