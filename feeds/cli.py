@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from feeds import __version__, pipeline
+from feeds import __version__, documents, pipeline
 from feeds.config import Config, load
 from feeds.errors import ConfigError, FeedsError
 
@@ -155,7 +155,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
     from feeds.serve import StaticFeeds, run_server
 
     app = StaticFeeds(
-        config.site.output, max_age=pipeline.poll_seconds(config), hubs=config.site.hubs, base_url=config.site.base_url
+        config.site.output, max_age=documents.poll_seconds(config), hubs=config.site.hubs, base_url=config.site.base_url
     )
     print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
     run_server(app, args.host, args.port)
@@ -165,9 +165,9 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
 def _status(config: Config, args: argparse.Namespace) -> int:
     from feeds.schedule import feed_rows, source_rows
 
-    with pipeline.open_store(config) as store:
-        sources = source_rows(config, store)
-        feeds = feed_rows(store, {})
+    with pipeline.Site(config) as site:
+        sources = source_rows(config, site)
+        feeds = feed_rows(site, {})
     print(f"{'source':<24} {'last fetch (UTC)':<20} {'next run (UTC)':<20} {'entries':>7}  result")
     for name, last, result, nxt, count, error in sources:
         print(f"{name:<24} {last:<20} {nxt:<20} {count:>7}  {result}")
@@ -193,8 +193,8 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
     root: Path = args.path or config.site.output
     known: set[str] | None = None
     if args.path is None and (config.site.state / pipeline.DB_NAME).exists():
-        with pipeline.open_store(config) as store:
-            known = store.entry_ids()
+        with pipeline.Site(config) as site:
+            known = site.entry_ids()
     problems = validate_output(root, known_ids=known, base_url=config.site.base_url)
     for problem in problems:
         print(problem)

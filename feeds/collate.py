@@ -75,12 +75,13 @@ def _combine(group: list[tuple[Entry, datetime]]) -> Merged:
 _Kind = tuple[tuple[str, ...], frozenset[str], tuple[int, ...]]
 
 
-class _Rules:
+class Rules:
     """The category rules of a configuration, worked out once for each kind of entry a pass has."""
 
     def __init__(self, categories: Sequence[CategoryConfig], sources: Sequence[SourceConfig]) -> None:
         self.configured = [Category(slug=c.slug, title=c.title, description=c.description) for c in categories]
         self.by_slug = {category.slug: category for category in self.configured}
+        self.configured_slugs = frozenset(self.by_slug)
         self.types = [frozenset(t.casefold() for t in c.types) for c in categories]
         self.sources = [frozenset(c.sources) for c in categories]
         self.keywords = [(i, tuple(_word(k) for k in c.keywords)) for i, c in enumerate(categories) if c.keywords]
@@ -104,6 +105,16 @@ class _Rules:
         if placed is None:
             placed = self._placed[kind] = self._place(*kind)
         return placed
+
+    def categorize(self, merged: Iterable[Merged], *, links: Mapping[str, str] | None = None) -> list[Entry]:
+        """Each entry carrying its categories (and, from `links` by id, a link when it has none of its own)."""
+        links = links or {}
+        out = []
+        for item in merged:
+            _, joined = self.place(item)
+            entry = item.entry
+            out.append(replace(entry, categories=joined, link=entry.link or links.get(entry.id, "")))
+        return out
 
     def _place(
         self, labels: tuple[str, ...], sources: frozenset[str], by_keyword: tuple[int, ...]
@@ -149,17 +160,12 @@ def categorize(
     `links` gives entries without a link of their own one (by id) in the same copy, the one a
     pass makes of each entry.
     """
-    rules = _Rules(categories, sources)
-    links = links or {}
+    rules = Rules(categories, sources)
     out: dict[str, list[Entry]] = {ALL.slug: []}
-    for item in merged:
-        slugs, joined = rules.place(item)
-        entry = item.entry
-        link = entry.link or links.get(entry.id, "")
-        placed = replace(entry, categories=joined, link=link)
+    for placed in rules.categorize(merged, links=links):
         out[ALL.slug].append(placed)
-        for slug in slugs:
-            out.setdefault(slug, []).append(placed)
+        for category in placed.categories:
+            out.setdefault(category.slug, []).append(placed)
     return out
 
 
@@ -181,52 +187,3 @@ def category_list(feeds: Mapping[str, Sequence[Entry]], configured: Sequence[Cat
                 if category.slug not in slugs:
                     derived.setdefault(category.slug, category)
     return [ALL, *known, *(derived[slug] for slug in sorted(derived))]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Paged:
-    """A category split per RFC 5005: the current document and its archive pages, oldest page first."""
-
-    current: list[Entry]  # newest first, corrections to archived entries included
-    pages: list[list[Entry]]  # each newest first; every page but the last is full and final
-    to_freeze: list[list[str]]  # ids of the pages that become final in this pass
-
-
-def paginate(
-    entries: Iterable[Entry],
-    first_seen: Mapping[str, datetime],
-    frozen: Sequence[tuple[Sequence[str], datetime]],
-    size: int,
-) -> Paged:
-    """Keep the newest `size` arrivals current and page the older ones into archives of `size`.
-
-    Entries are paged in the order they arrived (first seen, then published, then id), so a new
-    entry never shifts an older page; pages frozen in earlier passes keep exactly their entries.
-    A page becomes final only once a newer page exists, so every link a final page holds
-    (current, prev-archive, next-archive) already resolves. An archived entry edited after its
-    page froze shows up in the current document too, as RFC 5005 lets the newer document win
-    (the `size` most recently edited, so the current document holds at most twice `size`).
-    """
-    by_id = {e.id: e for e in entries}
-    archived = {i for ids, _ in frozen for i in ids}
-    rest = sorted(
-        (e for i, e in by_id.items() if i not in archived),
-        key=lambda e: (first_seen.get(e.id, e.published), e.published, e.id),
-    )
-    overflow, current = (rest[:-size], rest[-size:]) if len(rest) > size else ([], rest)
-    to_freeze: list[list[str]] = []
-    while len(overflow) > size:
-        to_freeze.append([e.id for e in overflow[:size]])
-        overflow = overflow[size:]
-    pages = [[by_id[i] for i in ids if i in by_id] for ids, _ in frozen]
-    pages += [[by_id[i] for i in ids] for ids in to_freeze]
-    if overflow:
-        pages.append(overflow)
-    # The newest `size` corrections at most, so the current document stays bounded.
-    edited = (by_id[i] for ids, at in frozen for i in ids if i in by_id and by_id[i].updated > at)
-    corrections = sorted(edited, key=lambda e: (e.updated, e.id), reverse=True)[:size]
-    return Paged(
-        current=order([*current, *corrections], len(by_id)),
-        pages=[order(page, size) for page in pages],
-        to_freeze=to_freeze,
-    )

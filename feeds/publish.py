@@ -173,6 +173,18 @@ def remove_stale_temps(root: Path, older_than: float) -> int:
     return removed
 
 
+def remove_files(root: Path, names: Iterable[str]) -> None:
+    """Remove files no longer published (each with its .gz) and directories (names ending in "/") under root."""
+    for name in names:
+        path = root / name
+        if name.endswith("/"):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        for target in (path, path.with_name(path.name + ".gz")):
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+
+
 def write_atomic(path: Path, data: bytes) -> bool:
     """Replace one file (no .gz) unless it already holds exactly `data`; True when written."""
     return bool(write_files(path.parent, [Write(path.name, data, gzip=False)]))

@@ -30,6 +30,9 @@ ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
+# The version of what entries render as. Raise it when a change here changes an entry's bytes in any
+# format: every entry is then rendered again. A release that renders the same bytes keeps it.
+RENDER_VERSION = 1
 
 log = logging.getLogger("feeds")
 
@@ -571,6 +574,11 @@ def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
 
 def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An Atom 1.0 document of `entries`, in the given order."""
+    return atom_document(meta, (shared or Shared()).fragments("atom", meta.base_url, entries, f"{meta.slug}.atom"))
+
+
+def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
+    """An Atom 1.0 document of entries already rendered (Shared.fragments), in the given order."""
     where = f"{meta.slug}.atom"
     gen = _generator(atom=True)
     title = clean(meta.title).strip() or meta.slug
@@ -597,7 +605,6 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         gen.language(language)
     gen.generator(GENERATOR, version=__version__)
 
-    fragments = (shared or Shared()).fragments("atom", meta.base_url, entries, where)
     return _splice(_envelope(where, lambda: gen.atom_str(pretty=True)), b"</feed>", fragments)
 
 
@@ -606,6 +613,11 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
+    return rss_document(meta, (shared or Shared()).fragments("rss", meta.base_url, entries, f"{meta.slug}.rss"))
+
+
+def rss_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
+    """An RSS 2.0 document of items already rendered (Shared.fragments), in the given order."""
     where = f"{meta.slug}.rss"
     gen = _generator(atom=False)
     title = clean(meta.title).strip() or meta.slug
@@ -630,7 +642,6 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
     if meta.ttl_minutes is not None:
         gen.ttl(meta.ttl_minutes)
 
-    fragments = (shared or Shared()).fragments("rss", meta.base_url, entries, where)
     with _RSS_LOCK:
         envelope = _envelope(where, lambda: gen.rss_str(pretty=True))
     return _splice(envelope, b"</channel>", fragments)
@@ -683,6 +694,12 @@ def _json_item(item: _Item) -> dict[str, object]:
 
 def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """A JSON Feed 1.1 document of `entries`, in the given order."""
+    shared = shared or Shared()
+    return json_document(meta, [shared.json_item(e) for e in entries])
+
+
+def json_document(meta: FeedMeta, items: Sequence[bytes]) -> bytes:
+    """A JSON Feed 1.1 document of items already rendered (Shared.json_item), in the given order."""
     title = clean(meta.title).strip() or meta.slug
     feed: dict[str, object] = {
         "version": JSON_FEED_VERSION,
@@ -701,11 +718,9 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
     # took longer than everything else in the JSON Feed. Key order is fixed above, so bytes are too.
     # In bytes: a long feed's items are joined once, and never widened to one text and encoded again.
     head = ",\n".join(f"  {_compact(key)}: {_compact(value)}" for key, value in feed.items()).encode("utf-8")
-    if not entries:
+    if not items:
         return b"{\n" + head + b',\n  "items": []\n}\n'
-    shared = shared or Shared()
-    items = b",\n".join([shared.json_item(e) for e in entries])
-    return b"".join((b"{\n", head, b',\n  "items": [\n', items, b"\n  ]\n}\n"))
+    return b"".join((b"{\n", head, b',\n  "items": [\n', b",\n".join(items), b"\n  ]\n}\n"))
 
 
 def _json_line(item: _Item) -> bytes:

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -23,14 +22,12 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from feeds import __version__, pipeline
+from feeds import __version__, documents, pipeline
 from feeds.config import Config, SourceConfig, load
-from feeds.errors import ConfigError, FeedsError, SourceError
+from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import Fetcher, user_agent
-from feeds.model import Document
 from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
-from feeds.store import SourceState, Store
 from feeds.websub import HubPinger
 
 log = logging.getLogger("feeds")
@@ -122,7 +119,7 @@ class Daemon:
         # run asks the scheduler for that lock, so waiting inside shutdown would deadlock.
         self._polls = threading.Condition()
         self._running_polls = 0
-        self._store = pipeline.open_store(self.config)
+        self._site = pipeline.Site(self.config)
         self._fetcher = Fetcher(user_agent=user_agent(__version__, self.config.site.contact_url))
         self._pinger = self._new_pinger(self.config)
         self.metrics.registry.register(_PingCollector(lambda: self._pinger.stats))
@@ -150,10 +147,8 @@ class Daemon:
         """Build once, start the scheduler, then the server."""
         self.config.site.output.mkdir(parents=True, exist_ok=True)
         with self._lock:
-            self._store.close()  # build() opens its own connection; ours reopens after
             now = self.clock()
-            report = pipeline.build(self.config, now, fetcher=self._fetcher)
-            self._store = pipeline.open_store(self.config)
+            report = pipeline.run_pass(self._site, now, fetcher=self._fetcher)
             for source in report.sources:
                 self._note_fetch(source, now, None)  # build() does not time sources one by one
         self._note_files(report.files)
@@ -175,7 +170,7 @@ class Daemon:
         self.server.stop()
         self._fetcher.close()
         with self._lock:
-            self._store.close()
+            self._site.close()
         with _quiet_oserror():
             (self.config.site.state / PID_FILE).unlink()
         log.info(logfmt(event="stop"))
@@ -228,7 +223,7 @@ class Daemon:
             if (site.hubs, site.contact_url) != (old.hubs, old.contact_url):
                 # New hub links change every feed's bytes, so the new pinger hears of every feed below.
                 retired, self._pinger = self._pinger, self._new_pinger(config)
-            self.config = config
+            self.config = self._site.config = config
             self.app.set_links(hubs=site.hubs, base_url=site.base_url)
             self._publish(self.clock())  # titles, categories or caps may have changed
         if retired is not None:
@@ -286,26 +281,15 @@ class Daemon:
             return  # removed by a reload while queued
         started = time.perf_counter()
         with self._lock:
-            state = self._store.source(name)
-        fetched: tuple[list[Document] | None, SourceState] | SourceError
-        try:
-            fetched = pipeline.fetch_documents(source, state, self._fetcher)
-        except SourceError as exc:
-            fetched = exc
-
-        def prefetched(_source: SourceConfig, _state: SourceState) -> tuple[list[Document] | None, SourceState]:
-            if isinstance(fetched, SourceError):
-                raise fetched
-            docs, new_state = fetched
-            return docs, replace(new_state, last_attempt=_state.last_attempt)
-
+            state = self._site.source(name)
+        fetched = pipeline.fetch(source, state, self._fetcher)
         with self._lock:
             now = self.clock()
-            report = pipeline.refresh(self._store, source, now, prefetched)
+            report = self._site.record(source, fetched, now)
             self._note_fetch(report, now, time.perf_counter() - started)
-            if not report.unchanged or pipeline.publish_pending(self._store, self.config):
+            if self._site.pending():
                 self._publish(now)
-            failures = self._store.source(name).failures
+            failures = self._site.source(name).failures
         if report.failed:
             self._back_off(source, failures)
         self._record_next_runs()
@@ -319,7 +303,7 @@ class Daemon:
         failures = self.metrics.failures.labels(name)  # present at 0 from the first fetch on, so alerts can rate() it
         if report.failed:
             failures.inc()
-            last_success = self._store.source(name).last_success
+            last_success = self._site.source(name).last_success
             if last_success:  # from an earlier run of the daemon
                 self.metrics.last_success.labels(name).set(datetime.fromisoformat(last_success).timestamp())
         else:
@@ -339,7 +323,7 @@ class Daemon:
     def _publish(self, now: datetime) -> None:
         started = time.perf_counter()
         try:
-            files = pipeline.publish_all(self._store, self.config, now)
+            files = self._site.publish(now)
         except FeedsError as exc:
             log.error(logfmt(event="write", result="failed", error=str(exc)))
             return
@@ -347,7 +331,7 @@ class Daemon:
             self.metrics.render_seconds.observe(time.perf_counter() - started)
         self._note_files(files)
 
-    def _note_files(self, files: list[pipeline.FileReport]) -> None:
+    def _note_files(self, files: list[documents.FileReport]) -> None:
         changed: list[str] = []
         for file in files:
             is_feed = file.path.endswith((".atom", ".rss", ".json"))
@@ -390,14 +374,13 @@ class Daemon:
         # would show the run that just happened as the next one. The scheduler is shut down only after it.
         with self._lock:
             for job in self._scheduler.get_jobs():
-                state = self._store.source(job.id)
                 # In UTC: a cron job's time is in its source's zone, and the status page shows UTC.
                 stamp = job.next_run_time.astimezone(UTC).isoformat(timespec="seconds") if job.next_run_time else ""
-                if state.next_run != stamp:
-                    self._store.put_source(replace(state, next_run=stamp))
+                if self._site.source(job.id).next_run != stamp:
+                    self._site.set_next_run(job.id, stamp)
 
     def _max_age(self, path: str) -> int:
-        return pipeline.poll_seconds(self.config)
+        return documents.poll_seconds(self.config)
 
     # -- operator endpoints -----------------------------------------------------------------------
 
@@ -416,7 +399,7 @@ class Daemon:
 
     def _status(self) -> DynamicResponse:
         with self._lock:
-            page = status_html(self.config, self._store, self._feed_entries)
+            page = status_html(self.config, self._site, self._feed_entries)
         return DynamicResponse(
             body=page, headers=(("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"))
         )
@@ -440,7 +423,7 @@ def _utc_text(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, str, str]]:
+def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, str, str, str, str]]:
     """Per source: name, last fetch, result, next run, entries, error — for the status page and `feeds status`."""
     rows = []
     for source in config.sources:
@@ -464,14 +447,14 @@ def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, 
     return rows
 
 
-def feed_rows(store: Store, entries: dict[str, int]) -> list[tuple[str, str, str]]:
+def feed_rows(store: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, str, str]]:
     """Per feed file: name, entries (when known), last change."""
     changes = store.output_changes()
     names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
     return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
 
 
-def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
+def status_html(config: Config, store: pipeline.Site, entries: dict[str, int]) -> bytes:
     """The operator's page: every source's last fetch and next run, every feed's size and last change."""
     base = config.site.base_url
     sources = E.TABLE(

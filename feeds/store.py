@@ -1,4 +1,4 @@
-"""Entry history and source state in one SQLite file (stdlib sqlite3, portable SQL)."""
+"""The state database (one SQLite file): item history, published entries and their fragments, feeds, sources."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from feeds.errors import FeedsError
-from feeds.model import Author, Enclosure, Entry
+from feeds.model import Author, Category, Enclosure, Entry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -63,7 +63,105 @@ _MIGRATIONS: tuple[str, ...] = (
         changed      TEXT NOT NULL
     );
     """,
+    # Incremental passes: what changed is known (dirty items, pending documents), each published entry
+    # keeps its rendered fragments, and feed membership is a table the documents are read from in order.
+    """
+    ALTER TABLE items ADD COLUMN match_key TEXT NOT NULL DEFAULT '';
+    UPDATE items SET match_key = coalesce(json_extract(data, '$.match_key'), '');
+    CREATE INDEX items_by_id ON items (id);
+    CREATE INDEX items_by_match_key ON items (match_key) WHERE match_key <> '';
+    CREATE TABLE dirty (
+        source  TEXT NOT NULL,
+        id      TEXT NOT NULL,
+        PRIMARY KEY (source, id)
+    );
+    ALTER TABLE entries ADD COLUMN data TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN categories TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE entries ADD COLUMN page TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN render_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN atom BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE entries ADD COLUMN rss BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE entries ADD COLUMN json BLOB NOT NULL DEFAULT x'';
+    CREATE TABLE members (
+        slug       TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        arrived    INTEGER NOT NULL,
+        published  INTEGER NOT NULL,
+        updated    INTEGER NOT NULL,
+        live       INTEGER NOT NULL,
+        page       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (slug, id)
+    );
+    CREATE INDEX members_by_arrival ON members (slug, page, arrived, published, id) WHERE live = 1;
+    CREATE INDEX members_by_id ON members (id);
+    CREATE TABLE derived (
+        slug   TEXT PRIMARY KEY,
+        title  TEXT NOT NULL
+    );
+    CREATE TABLE pending (
+        name  TEXT PRIMARY KEY
+    );
+    CREATE TABLE settings (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    INSERT INTO dirty (source, id) SELECT source, id FROM items;
+    ALTER TABLE archive_pages ADD COLUMN frozen_us INTEGER NOT NULL DEFAULT 0;
+    UPDATE archive_pages SET frozen_us = CAST(round((julianday(frozen) - 2440587.5) * 86400000000) AS INTEGER);
+    INSERT INTO members (slug, id, arrived, published, updated, live, page)
+        SELECT a.slug, j.value, 0, 0, 0, 0, a.number FROM archive_pages a, json_each(a.ids) j WHERE true
+        ON CONFLICT (slug, id) DO NOTHING;
+    """,
 )
+
+
+_IN_CHUNK = 500  # values bound to one IN (…) at most
+
+
+def micros(moment: datetime) -> int:
+    """An aware time as whole microseconds since the epoch: the order of instants, as an integer."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """An entry as a pass publishes it: its categories set, and what it renders as."""
+
+    entry: Entry
+    page: str  # our page for it (a path under output/), "" when it links to its own
+    render_key: str
+    atom: bytes
+    rss: bytes
+    json: bytes
+
+
+class Member(NamedTuple):
+    """An entry in one feed, with what orders it there."""
+
+    slug: str
+    id: str
+    arrived: int  # micros(first seen)
+    published: int  # micros(published)
+    updated: int  # micros(updated)
+
+
+class DocumentRow(NamedTuple):
+    """An entry as a document shows it: its rendered fragments and, for pages, its text."""
+
+    id: str
+    published: int
+    updated: int
+    atom: bytes
+    rss: bytes
+    json: bytes
+    data: str
+
+    def entry(self) -> Entry:
+        return _entry(json.loads(self.data))
 
 
 class StoreError(FeedsError):
@@ -189,6 +287,11 @@ def _enclosures_text(enclosures: tuple[Enclosure, ...]) -> str:
     return _JSON.encode([[e.url, e.length, e.type] for e in enclosures]) if enclosures else "[]"
 
 
+def _published(data: str, categories: str) -> Entry:
+    entry = _entry(json.loads(data))
+    return replace(entry, categories=tuple(Category(slug=s, title=t) for s, t in json.loads(categories)))
+
+
 def _entry(data: dict[str, Any]) -> Entry:
     published = datetime.fromisoformat(data["published"])
     return Entry(
@@ -302,14 +405,32 @@ class Store:
     # -- source items: what each source said, kept after it falls off the page --------------
 
     def save_items(self, source: str, entries: Iterable[Entry], now: datetime) -> int:
-        """Record a source's current items; items seen before and now absent are kept."""
+        """Record a source's current items and mark the new and changed ones dirty; return how many those are.
+
+        Items seen before and now absent are kept, as they were.
+        """
         stamp = _iso(now)
-        rows = [(source, e.id, _payload_text(e), stamp, stamp) for e in entries]
+        known = dict(self._db.execute("SELECT id, data FROM items WHERE source = ?", (source,)).fetchall())
+        rows: list[tuple[str, str, str, str, str, str]] = []
+        seen: list[tuple[str, str]] = []
+        for entry in entries:
+            data = _payload_text(entry)
+            if known.get(entry.id) == data:
+                seen.append((stamp, entry.id))
+            else:
+                rows.append((source, entry.id, data, entry.match_key, stamp, stamp))
         with self.transaction():
             self._db.executemany(
-                "INSERT INTO items (source, id, data, first_seen, last_seen) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (source, id) DO UPDATE SET data = excluded.data, last_seen = excluded.last_seen",
+                "INSERT INTO items (source, id, data, match_key, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (source, id) DO UPDATE SET data = excluded.data, match_key = excluded.match_key, "
+                "last_seen = excluded.last_seen",
                 rows,
+            )
+            self._db.executemany(
+                "UPDATE items SET last_seen = ? WHERE source = ? AND id = ?", [(at, source, i) for at, i in seen]
+            )
+            self._db.executemany(
+                "INSERT INTO dirty (source, id) VALUES (?, ?) ON CONFLICT DO NOTHING", [(r[0], r[1]) for r in rows]
             )
         return len(rows)
 
@@ -318,13 +439,72 @@ class Store:
         rows = self._db.execute("SELECT data, first_seen FROM items ORDER BY source, id").fetchall()
         return [(_entry(json.loads(data)), datetime.fromisoformat(first)) for data, first in rows]
 
+    def dirty(self, limit: int) -> list[tuple[str, str]]:
+        """Up to `limit` items recorded as new or changed and not yet published, as (source, id)."""
+        return self._db.execute("SELECT source, id FROM dirty ORDER BY source, id LIMIT ?", (limit,)).fetchall()
+
+    def mark_all_dirty(self) -> None:
+        """Every item, to be published again: the rules that place them, or how they render, changed."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO dirty (source, id) SELECT source, id FROM items WHERE true ON CONFLICT DO NOTHING"
+            )
+
+    def groups(self, items: Sequence[tuple[str, str]]) -> list[tuple[str, Entry, datetime]]:
+        """The given items and every item they are one entry with (the same id or match key, transitively).
+
+        As (source, entry, first seen), in a stable order.
+        """
+        ids = {i for _, i in items}
+        keys: set[str] = set()
+        found: dict[tuple[str, str], tuple[str, str]] = {}
+        new_ids, new_keys = set(ids), set[str]()
+        while new_ids or new_keys:
+            rows = [
+                *self._select_in("SELECT source, id, data, match_key, first_seen FROM items WHERE id IN ({})", new_ids),
+                *self._select_in(
+                    "SELECT source, id, data, match_key, first_seen FROM items WHERE match_key IN ({})", new_keys
+                ),
+            ]
+            new_ids, new_keys = set(), set()
+            for source, item_id, data, key, first in rows:
+                if (source, item_id) in found:
+                    continue
+                found[source, item_id] = (data, first)
+                if item_id not in ids:
+                    ids.add(item_id)
+                    new_ids.add(item_id)
+                if key and key not in keys:
+                    keys.add(key)
+                    new_keys.add(key)
+        return [
+            (source, _entry(json.loads(data)), datetime.fromisoformat(first))
+            for (source, _), (data, first) in sorted(found.items())
+        ]
+
+    def clean(self, items: Iterable[tuple[str, str]]) -> None:
+        """These items are published: no longer dirty."""
+        with self.transaction():
+            self._db.executemany("DELETE FROM dirty WHERE source = ? AND id = ?", list(items))
+
+    def _select_in(self, query: str, values: Iterable[str]) -> list[Any]:
+        """`query` with its one `IN ({})` filled with `values`, a bounded number at a time."""
+        values = list(values)
+        rows: list[Any] = []
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = values[start : start + _IN_CHUNK]
+            rows += self._db.execute(query.format(", ".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
     # -- published entries: identity and time --------------------------------------------------
 
     def stamp(self, entries: Sequence[Entry], now: datetime) -> list[Stamp]:
         """Give each entry its lasting `published` and `updated`; `updated` moves only on a content change."""
         known = {
             row[0]: row[1:]
-            for row in self._db.execute("SELECT id, content_hash, updated, first_seen FROM entries").fetchall()
+            for row in self._select_in(
+                "SELECT id, content_hash, updated, first_seen FROM entries WHERE id IN ({})", [e.id for e in entries]
+            )
         }
         now_iso = _iso(now)
         out: list[Stamp] = []
@@ -337,6 +517,7 @@ class Store:
                 published_iso = _iso(entry.published)
                 updated_iso = published_iso if entry.updated is entry.published else _iso(entry.updated)
                 inserts.append((entry.id, digest, now_iso, published_iso, updated_iso))
+                known[entry.id] = (digest, updated_iso, now_iso)
                 out.append(Stamp(entry=entry, new=True, changed=False, first_seen=now, digest=digest))
                 continue
             old_hash, updated, first = previous
@@ -365,6 +546,166 @@ class Store:
 
     def entry_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT id FROM entries")}
+
+    # -- published entries: what each renders as, and the feeds it is in --------------------------
+
+    def render_keys(self, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """(render key, our page's path) of the given entries as last published."""
+        rows = self._select_in("SELECT id, render_key, page FROM entries WHERE id IN ({})", ids)
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def put_published(self, published: Sequence[Published]) -> None:
+        """Record entries as published: their text, categories, page, render key and rendered fragments."""
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE entries SET data = ?, categories = ?, page = ?, render_key = ?, atom = ?, rss = ?, json = ? "
+                "WHERE id = ?",
+                [
+                    (
+                        _payload_text(p.entry),
+                        json.dumps([[c.slug, c.title] for c in p.entry.categories], ensure_ascii=False),
+                        p.page,
+                        p.render_key,
+                        p.atom,
+                        p.rss,
+                        p.json,
+                        p.entry.id,
+                    )
+                    for p in published
+                ],
+            )
+
+    def memberships(self, ids: Iterable[str]) -> dict[str, list[tuple[str, int]]]:
+        """The feeds each of these entries is in now, as (slug, archive page or 0), by id."""
+        out: dict[str, list[tuple[str, int]]] = {}
+        for slug, entry_id, page in self._select_in(
+            "SELECT slug, id, page FROM members WHERE live = 1 AND id IN ({})", ids
+        ):
+            out.setdefault(entry_id, []).append((slug, page))
+        return out
+
+    def put_members(self, rows: Sequence[Member], gone: Iterable[str] = ()) -> None:
+        """Put entries in feeds, and take `gone` ids out of every feed (an id kept its archive page, if any)."""
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE members SET live = 0 WHERE id = ?", [(i,) for i in {*gone, *(m.id for m in rows)}]
+            )
+            self._db.executemany(
+                "INSERT INTO members (slug, id, arrived, published, updated, live) VALUES (?, ?, ?, ?, ?, 1) "
+                "ON CONFLICT (slug, id) DO UPDATE SET arrived = excluded.arrived, published = excluded.published, "
+                "updated = excluded.updated, live = 1",
+                rows,
+            )
+
+    def put_derived(self, categories: Iterable[tuple[str, str]]) -> None:
+        """Remember the title of each category made from a type label, the first one seen."""
+        with self.transaction():
+            self._db.executemany("INSERT INTO derived (slug, title) VALUES (?, ?) ON CONFLICT DO NOTHING", categories)
+
+    def live_slugs(self) -> dict[str, int]:
+        """Every feed that has an entry, with how many entries are not archived (its current document's arrivals)."""
+        rows = self._db.execute("SELECT slug, sum(page = 0) FROM members WHERE live = 1 GROUP BY slug").fetchall()
+        return {slug: count for slug, count in rows}
+
+    def open_count(self, slug: str) -> int:
+        """How many entries of a feed are on no frozen archive page."""
+        row = self._db.execute(
+            "SELECT count(*) FROM members WHERE live = 1 AND slug = ? AND page = 0", (slug,)
+        ).fetchone()
+        return int(row[0])
+
+    def derived_titles(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT slug, title FROM derived").fetchall())
+
+    def unarchived(self, slug: str, limit: int) -> list[str]:
+        """The ids of the oldest `limit` arrivals of a feed that are on no frozen archive page."""
+        rows = self._db.execute(
+            "SELECT id FROM members WHERE live = 1 AND slug = ? AND page = 0 ORDER BY arrived, published, id LIMIT ?",
+            (slug, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def documents_rows(self, slug: str, page: int, *, newest: int = -1, skip: int = 0) -> list[DocumentRow]:
+        """Entries of a feed on one archive page (0: not archived), in arrival order, from `skip`, at most `newest`."""
+        return [
+            DocumentRow(*row)
+            for row in self._db.execute(
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.data FROM members m "
+                "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
+                "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
+                (slug, page, newest, skip),
+            )
+        ]
+
+    def corrections(self, slug: str, limit: int) -> list[DocumentRow]:
+        """Archived entries of a feed edited after their page froze: the `limit` most recently edited."""
+        return [
+            DocumentRow(*row)
+            for row in self._db.execute(
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.data FROM members m "
+                "JOIN entries e ON e.id = m.id JOIN archive_pages a ON a.slug = m.slug AND a.number = m.page "
+                "WHERE m.live = 1 AND m.slug = ? AND m.page > 0 AND m.updated > a.frozen_us "
+                "ORDER BY m.updated DESC, m.id DESC LIMIT ?",
+                (slug, limit),
+            )
+        ]
+
+    def published_entries(self, ids: Iterable[str]) -> list[Entry]:
+        """The given entries as published, categories included."""
+        rows = self._select_in("SELECT data, categories FROM entries WHERE id IN ({}) AND data <> ''", ids)
+        return [_published(data, categories) for data, categories in rows]
+
+    def own_pages(self) -> list[str]:
+        """The ids of live entries that have a page of ours."""
+        return [
+            row[0]
+            for row in self._db.execute(
+                "SELECT e.id FROM entries e WHERE e.page <> '' AND EXISTS "
+                "(SELECT 1 FROM members m WHERE m.id = e.id AND m.slug = 'all' AND m.live = 1) ORDER BY e.id"
+            )
+        ]
+
+    # -- documents to write ---------------------------------------------------------------------
+
+    def add_pending(self, names: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("INSERT INTO pending (name) VALUES (?) ON CONFLICT DO NOTHING", [(n,) for n in names])
+
+    def pending(self) -> list[str]:
+        return [row[0] for row in self._db.execute("SELECT name FROM pending ORDER BY name")]
+
+    def has_work(self) -> bool:
+        """Whether items are recorded but not published, or documents are due but not written."""
+        return bool(
+            self._db.execute("SELECT EXISTS (SELECT 1 FROM dirty) OR EXISTS (SELECT 1 FROM pending)").fetchone()[0]
+        )
+
+    def done(self, names: Iterable[str], written: dict[str, str], now: datetime) -> None:
+        """These pending documents are written; `written` maps each file rewritten to the digest of its bytes."""
+        stamp = _iso(now)
+        with self.transaction():
+            self._db.executemany("DELETE FROM pending WHERE name = ?", [(n,) for n in names])
+            self._db.executemany(
+                "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, changed = excluded.changed",
+                [(path, digest, stamp) for path, digest in written.items()],
+            )
+
+    def forget_outputs(self, paths: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in paths])
+
+    def setting(self, key: str) -> str:
+        row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else ""
+
+    def put_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
 
     # -- source state ----------------------------------------------------------------------------
 
@@ -421,20 +762,7 @@ class Store:
                 ),
             )
 
-    # -- outputs: what was last rendered into each file, to skip work ---------------------------
-
-    def fingerprints(self) -> dict[str, str]:
-        return dict(self._db.execute("SELECT path, fingerprint FROM outputs").fetchall())
-
-    def put_fingerprints(self, changes: dict[str, str], now: datetime) -> None:
-        if not changes:
-            return
-        with self.transaction():
-            self._db.executemany(
-                "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, ?, ?) "
-                "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, changed = excluded.changed",
-                [(path, fp, _iso(now)) for path, fp in changes.items()],
-            )
+    # -- outputs: when each file last changed, for the status page ------------------------------
 
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""
@@ -442,18 +770,20 @@ class Store:
 
     # -- archives: RFC 5005 pages that never change once full -------------------------------------
 
-    def archive_pages(self, slug: str) -> list[tuple[list[str], datetime]]:
-        """The frozen archive pages of a category, oldest first: their entry ids and when they froze."""
-        rows = self._db.execute(
-            "SELECT ids, frozen FROM archive_pages WHERE slug = ? ORDER BY number", (slug,)
-        ).fetchall()
-        return [(json.loads(ids), datetime.fromisoformat(frozen)) for ids, frozen in rows]
+    def archive_count(self, slug: str) -> int:
+        """How many archive pages of a category are frozen."""
+        row = self._db.execute("SELECT count(*) FROM archive_pages WHERE slug = ?", (slug,)).fetchone()
+        return int(row[0])
 
     def freeze_archive_page(self, slug: str, number: int, ids: Sequence[str], now: datetime) -> None:
+        """Archive page `number` of a category holds `ids` from now on, and never changes again."""
         with self.transaction():
             self._db.execute(
-                "INSERT INTO archive_pages (slug, number, ids, frozen) VALUES (?, ?, ?, ?)",
-                (slug, number, json.dumps(list(ids)), _iso(now)),
+                "INSERT INTO archive_pages (slug, number, ids, frozen, frozen_us) VALUES (?, ?, ?, ?, ?)",
+                (slug, number, json.dumps(list(ids)), _iso(now), micros(now)),
+            )
+            self._db.executemany(
+                "UPDATE members SET page = ? WHERE slug = ? AND id = ?", [(number, slug, i) for i in ids]
             )
 
     def integrity_check(self) -> str:
