@@ -60,9 +60,8 @@ def entry_page_path(entry: Entry) -> str:
 
 def settings_fingerprint(config: Config) -> str:
     """What placing and rendering entries depends on in the configuration, and the output format's version."""
-    text = repr(
-        (render.RENDER_VERSION, config.site, config.categories, [(s.name, s.categories) for s in config.sources])
-    )
+    placing = [(s.name, s.categories) for s in config.sources]
+    text = repr((render.RENDER_VERSION, config.site, config.categories, placing, poll_seconds(config)))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

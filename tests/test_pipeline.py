@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA, NOW
 from lxml import etree, html
 
-from feeds import cli, pipeline, publish
+from feeds import cli, documents, pipeline, publish
 from feeds.config import Config
 from feeds.model import Entry
 
@@ -206,7 +206,7 @@ def test_rebuild_rewrites_nothing(config: Config) -> None:
     assert snapshot(config.site.output) == before
     # Even when the sources must be parsed again (a changed config), equal bytes are not rewritten.
     with pipeline.open_store(config) as store:
-        store.put_fingerprints(dict.fromkeys(store.fingerprints(), "stale"), NOW)
+        store.put_setting(documents.SETTINGS, "stale")
     pipeline.build(config, NOW + timedelta(hours=4))
     assert snapshot(config.site.output) == before
 
@@ -239,7 +239,7 @@ def test_new_directories_appear_whole_and_a_name_written_twice_keeps_the_last(tm
 
 
 def page_of(entry_id: str) -> str:
-    return pipeline.entry_page_path(Entry(id=entry_id, title="t", link="", published=NOW, updated=NOW, source="s"))
+    return documents.entry_page_path(Entry(id=entry_id, title="t", link="", published=NOW, updated=NOW, source="s"))
 
 
 def test_every_entry_without_a_link_has_a_page_of_its_own() -> None:
