@@ -20,7 +20,6 @@ from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
 from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
-from feeds.helper import started
 from feeds.model import Category, Document, Entry, slugify
 from feeds.store import SourceState, Stamp, Store
 
@@ -304,8 +303,6 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         fingerprints[name] = fingerprint
         return known.get(name) != fingerprint or not (site.output / name).exists()
 
-    # Which documents are due, before any renders: the entries of their feeds can then go to a
-    # helper process, the last needed first, while this one renders from the first.
     documents: list[_Document] = []
     for category in categories:
         paged = collate.paginate(
@@ -327,7 +324,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             name = f"{category.slug}.{ext}"
             report = FileReport(path=name, entries=len(entries), new=new, updated=updated)
             if due(name, fingerprint):
-                documents.append(_Document(name, report, partial(renderer, meta, entries), entries))
+                documents.append(_Document(name, report, partial(renderer, meta, entries)))
             else:
                 reports.append(report)
         page = f"{category.slug}.html"
@@ -337,9 +334,8 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         documents.extend(_archive_documents(config, category, paged, ttl, due, key))
 
     def writes(shared: render.Shared) -> Iterator[tuple[publish.Write, FileReport]]:
-        # Entry pages first: they are renamed into place before the feeds that link to them, and a
-        # second writer can create them while the feeds render. The entries as the feeds have them
-        # (categories and all), so their cleaned text is shared with the feeds.
+        # Entry pages first: they are renamed into place before the feeds that link to them. The
+        # entries as the feeds have them (categories and all), so their cleaned text is shared with the feeds.
         for entry in by_slug[collate.ALL.slug]:
             if (page := own_pages.get(entry.id)) is not None:
                 name = page[len(site.base_url) :]
@@ -363,11 +359,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
             yield write
 
     # An entry is in its category's feed, in `all`, maybe in archives: each is built once a pass.
-    feed_entries = list({id(e): e for document in documents for e in document.feed_entries}.values())
-    with started(len(feed_entries) >= render.HELPER_AFTER) as helper:
-        shared = render.Shared(helper)
-        shared.prepare(site.base_url, feed_entries)
-        written = publish.write_files(site.output, tracked(shared))
+    written = publish.write_files(site.output, tracked(render.Shared()))
     for name, r in pending.items():
         # A constructor, not replace(): several times cheaper, and a first build reports every entry page.
         written_now = name in written
@@ -396,7 +388,6 @@ class _Document(NamedTuple):
     name: str
     report: FileReport
     make: Callable[[render.Shared], bytes]
-    feed_entries: Sequence[Entry] = ()  # the feed entries it holds, which a helper process can build ahead
 
 
 def _category_page(
@@ -441,7 +432,7 @@ def _archive_documents(
             name = f"{stem}.{ext}"
             if due(name, fingerprint):
                 report = FileReport(path=name, entries=len(entries))
-                yield _Document(name, report, partial(renderer, meta, entries), entries)
+                yield _Document(name, report, partial(renderer, meta, entries))
 
 
 def _meta(

@@ -9,27 +9,20 @@ import functools
 import gzip
 import itertools
 import os
-import queue
-import select
 import shutil
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import IO, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 from lxml import etree
 from lxml.html import builder as E
 from lxml.html import tostring
 
-from feeds import _writer
 from feeds.errors import PublishError
-from feeds.helper import cpus
 
 FORMATS: tuple[tuple[str, str, str], ...] = (
     ("atom", "application/atom+xml", "Atom"),
@@ -59,8 +52,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     can commit them together. Entry pages skip that (a flush each costs more than the rest of
     their build) and rely on the file system ordering data before renames. A directory below
     `root` that does not exist yet is written whole under a hidden name and renamed into place
-    once: it appears with every file in it, and its files need no rename each. When there are
-    many such files (a first build's ten thousand entry pages), a second process writes them.
+    once: it appears with every file in it, and its files need no rename each.
     """
     # Staging on worker threads while the caller renders was measured and dropped: a worker needs
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
@@ -79,7 +71,6 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
         with (
             ThreadPoolExecutor(max_workers=_compressors(), thread_name_prefix="gzip") as pool,
             _Flusher() as flush,
-            _SecondWriter() as second,
         ):
             try:
                 for write in writes:
@@ -90,11 +81,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                         if write.gzip:
                             packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
                         continue
-                    # Only plain files go to the second writer: the others are flushed, or stat'ed for their .gz.
-                    plain = not write.durable and not write.gzip
-                    tmp, in_place = _stage(
-                        path, write.data, made, top, staged, flush if write.durable else None, second if plain else None
-                    )
+                    tmp, in_place = _stage(path, write.data, made, top, staged, flush if write.durable else None)
                     if not in_place:
                         staged.append((tmp, path))
                     written.add(write.name)
@@ -113,7 +100,6 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     if pack.mtime_ns is not None:
                         os.utime(tmp_gz, ns=(pack.mtime_ns, pack.mtime_ns))
                 flush.wait()
-                second.wait()
             except BaseException:
                 for pack in packing:
                     pack.packed.cancel()
@@ -200,14 +186,12 @@ def _stage(
     top: str,
     staged: list[tuple[str, str]],
     flush: _Flusher | None = None,
-    second: _SecondWriter | None = None,
 ) -> tuple[str, bool]:
     """Write `data` where it waits to replace `path`; return that file, and whether it needs no rename of its own.
 
     That is a hidden temp file beside `path`, or, in a directory this call makes, the file itself in
     the directory's hidden copy (whose rename joins `staged`). `made` is the directories known: the
-    hidden copy each goes to, or None when it exists. `flush` flushes the file to disk; `second`
-    may take the writing of a file in a new directory.
+    hidden copy each goes to, or None when it exists. `flush` flushes the file to disk.
     """
     parent, _, name = path.rpartition("/")
     if parent not in made:
@@ -215,8 +199,6 @@ def _stage(
     into = made[parent]
     if into is not None:
         target = f"{into}/{name}"
-        if second is not None and second.take(target, data):
-            return target, True
         # Truncated, not exclusive: only this call writes there, and a name written twice keeps the last.
         _fill(os.open(target, _NEW | os.O_TRUNC, 0o644), target, data, flush)
         return target, True
@@ -271,7 +253,7 @@ def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
     try:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
-            _writer.write_all(fd, data)
+            _write_all(fd, data)
         except BaseException:
             os.close(fd)
             raise
@@ -283,6 +265,13 @@ def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`, however many calls that takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class _Flusher:
@@ -320,117 +309,6 @@ class _Flusher:
             raise
 
 
-class _SecondWriter:
-    """A second process that writes the files of new directories, on another core, as git's parallel
-    checkout does: creating a file costs the kernel 30 µs to a millisecond, and a thread could not
-    take that off the renderer (see write_files).
-
-    It starts once a call has written START_AFTER such files itself, so small builds start nothing,
-    and where it cannot start they are written here. A thread feeds its pipe, so rendering goes on
-    while the disk catches up, up to QUEUED chunks ahead. `wait()` returns once every file it took
-    is written, or raises the first failure as an OSError naming the file.
-    """
-
-    START_AFTER = 256
-    CHUNK = 1 << 20  # bytes sent at once
-    QUEUED = 16
-    READY_SECONDS = 10
-    PROGRAM = str(Path(__file__).with_name("_writer.py"))
-
-    def __init__(self) -> None:
-        self._kept = 0  # files written here before it started
-        self._process: subprocess.Popen[bytes] | None = None
-        self._feeder: threading.Thread | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
-        self._chunk: list[bytes] = []
-        self._size = 0
-        self._broken = False  # its input closed early: it failed, and says why once it has exited
-        self._unavailable = not sys.executable
-
-    def __enter__(self) -> _SecondWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # After a failure: it stops before the caller removes what it was writing into.
-        if self._process is not None:
-            self._process.kill()
-            self._finish()
-
-    def take(self, path: str, data: bytes) -> bool:
-        """Send one file to be written; False when it is to be written here instead."""
-        if self._process is None and not self._start():
-            return False
-        name = os.fsencode(path)
-        self._chunk += (_writer.HEADER.pack(len(name), len(data)), name, data)
-        self._size += len(name) + len(data)
-        if self._size >= self.CHUNK:
-            if self._broken:
-                self.wait()  # raises what went wrong, before more is rendered for nothing
-            self._send()
-        return True
-
-    def wait(self) -> None:
-        if self._process is None:
-            return
-        self._send()
-        code, failure = self._finish()
-        if code:
-            number, _, name = failure.partition(b" ")
-            if number.isdigit() and name:
-                raise OSError(int(number), os.strerror(int(number)), os.fsdecode(name))
-            raise OSError(errno.EIO, f"the process writing new files exited with status {code}", self.PROGRAM)
-
-    def _start(self) -> bool:
-        self._kept += 1
-        if self._unavailable or self._kept <= self.START_AFTER:
-            return False
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-S", self.PROGRAM], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-        except OSError:
-            self._unavailable = True
-            return False
-        assert process.stdin is not None and process.stdout is not None
-        # An interpreter that cannot run it (an embedding program as sys.executable) never says it is ready.
-        if not select.select([process.stdout], [], [], self.READY_SECONDS)[0] or (
-            process.stdout.read(len(_writer.READY)) != _writer.READY
-        ):
-            process.kill()
-            process.communicate()
-            self._unavailable = True
-            return False
-        self._process = process
-        self._feeder = threading.Thread(target=self._feed, args=(process.stdin,), name="second-writer", daemon=True)
-        self._feeder.start()
-        return True
-
-    def _send(self) -> None:
-        if self._chunk:
-            self._queue.put(b"".join(self._chunk))
-            self._chunk, self._size = [], 0
-
-    def _feed(self, pipe: IO[bytes]) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._broken:
-                continue  # drained, so the renderer never blocks on a full queue
-            try:
-                _writer.write_all(pipe.fileno(), chunk)
-            except OSError:
-                self._broken = True
-        with contextlib.suppress(OSError):
-            pipe.close()
-
-    def _finish(self) -> tuple[int, bytes]:
-        """End its input, wait for it and for the thread feeding it; its exit status, and what it said."""
-        process, self._process = self._process, None
-        assert process is not None and process.stdout is not None and self._feeder is not None
-        self._queue.put(None)
-        self._feeder.join()
-        with process.stdout as said:
-            return process.wait(), said.read()
-
-
 def _flush_and_close(fd: int) -> None:
     try:
         os.fdatasync(fd)
@@ -439,10 +317,11 @@ def _flush_and_close(fd: int) -> None:
 
 
 def _compressors() -> int:
-    """Threads compressing at once: one a core, up to four."""
-    # A build has rendered everything while its last feeds are still being compressed: on two cores,
-    # two threads cut that wait from 0.38 s to 0.13 s in a first build of ten thousand entries.
-    return min(4, cpus())
+    """Threads compressing at once: one a core this process may run on, up to four."""
+    # A build has rendered everything while its last feeds are still being compressed: a thread a
+    # core shortens that wait, and compressing lets go of the GIL.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, cores or 1)
 
 
 def _compress(data: bytes) -> bytes:
