@@ -28,7 +28,7 @@ from render_alone import feedgen_alone
 
 from feeds import collate, pipeline
 from feeds.config import load
-from feeds.publish import format_day
+from feeds.pages import format_day
 
 SOURCES = 10
 

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from feeds import __version__, collate, publish, render
+from feeds import __version__, collate, pages, publish, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.errors import SourceError
@@ -285,9 +285,9 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
     categories = collate.category_list(by_slug, config.categories)
     ttl = poll_seconds(config) // 60
     known = store.fingerprints()
-    page_entries: dict[str, publish.PageEntry] = {}
+    page_entries: dict[str, pages.PageEntry] = {}
 
-    def page_entry(entry: Entry) -> publish.PageEntry:
+    def page_entry(entry: Entry) -> pages.PageEntry:
         """An entry as category pages show it; it is on its category's page and on `all`'s."""
         shown = page_entries.get(entry.id)
         if shown is None:
@@ -296,7 +296,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
 
     fingerprints: dict[str, str] = {}
     reports: list[FileReport] = []
-    links: list[publish.FeedLink] = []
+    links: list[pages.FeedLink] = []
 
     def due(name: str, fingerprint: str) -> bool:
         """Whether a file must be rendered: its inputs changed, or it is missing."""
@@ -311,7 +311,7 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         for ids in paged.to_freeze:
             store.freeze_archive_page(category.slug, len(store.archive_pages(category.slug)) + 1, ids, now)
         entries = paged.current
-        link = publish.FeedLink(
+        link = pages.FeedLink(
             slug=category.slug, title=category.title, description=category.description, entries=len(entries)
         )
         links.append(link)
@@ -335,20 +335,18 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
 
     def writes(shared: render.Shared) -> Iterator[tuple[publish.Write, FileReport]]:
         # Entry pages first: they are renamed into place before the feeds that link to them. The
-        # entries as the feeds have them (categories and all), so their cleaned text is shared with the feeds.
+        # entries as the feeds have them (categories and all).
         for entry in by_slug[collate.ALL.slug]:
             if (page := own_pages.get(entry.id)) is not None:
                 name = page[len(site.base_url) :]
                 if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
-                    page_bytes = render.render_entry_page(
-                        entry, site_title=site.title, language=site.language, shared=shared
-                    )
+                    page_bytes = pages.render_entry_page(entry, site_title=site.title, language=site.language)
                     yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
         for document in documents:
             yield publish.Write(document.name, document.make(shared)), document.report
-        index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
+        index = pages.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield publish.Write("index.html", index), FileReport(path="index.html")
-        opml = publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)
+        opml = pages.opml(site_title=site.title, base_url=site.base_url, feeds=links)
         yield publish.Write("feeds.opml", opml), FileReport(path="feeds.opml")
 
     pending: dict[str, FileReport] = {}
@@ -392,13 +390,13 @@ class _Document(NamedTuple):
 
 def _category_page(
     config: Config,
-    link: publish.FeedLink,
+    link: pages.FeedLink,
     entries: Sequence[Entry],
-    page_entry: Callable[[Entry], publish.PageEntry],
+    page_entry: Callable[[Entry], pages.PageEntry],
     _shared: render.Shared,
 ) -> bytes:
     site = config.site
-    return publish.category_html(
+    return pages.category_html(
         site_title=site.title,
         base_url=site.base_url,
         language=site.language,
@@ -463,12 +461,12 @@ def _meta(
     )
 
 
-def _page_entry(entry: Entry) -> publish.PageEntry:
-    return publish.PageEntry(
+def _page_entry(entry: Entry) -> pages.PageEntry:
+    return pages.PageEntry(
         title=entry.title,
         link=entry.link,
         published_iso=entry.published.isoformat(),
-        published_text=publish.format_day(entry.published),
+        published_text=pages.format_day(entry.published),
         summary=entry.summary,
     )
 

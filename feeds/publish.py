@@ -1,34 +1,21 @@
-"""Writing output/: atomic replacement, gzip siblings, the index page and the OPML list."""
+"""Writing output/: atomic replacement of files and new directories, with gzip siblings."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import errno
-import functools
 import gzip
 import itertools
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from lxml import etree
-from lxml.html import builder as E
-from lxml.html import tostring
-
 from feeds.errors import PublishError
-
-FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("atom", "application/atom+xml", "Atom"),
-    ("rss", "application/rss+xml", "RSS"),
-    ("json", "application/feed+json", "JSON Feed"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,168 +314,3 @@ def _compressors() -> int:
 def _compress(data: bytes) -> bytes:
     # No file name and mtime 0 in the header: the same bytes in give the same .gz out.
     return gzip.compress(data, compresslevel=9, mtime=0)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedLink:
-    """A category's feeds as the index and OPML list them."""
-
-    slug: str
-    title: str
-    description: str
-    entries: int
-
-
-def html_document(tree: etree._Element) -> bytes:
-    """An lxml.html tree as a UTF-8 HTML5 document."""
-    body: bytes = tostring(tree, encoding="utf-8", pretty_print=True)
-    return b"<!DOCTYPE html>\n" + body
-
-
-def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence[FeedLink]) -> bytes:
-    """The landing page: every feed, with autodiscovery links and one subscribe link per format."""
-    head = E.HEAD(
-        E.META(charset="utf-8"),
-        E.META(name="viewport", content="width=device-width, initial-scale=1"),
-        E.TITLE(site_title),
-        *(
-            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-            for feed in feeds
-            for ext, media, label in FORMATS
-        ),
-        E.LINK(rel="outline", type="text/x-opml", title="All feeds (OPML)", href=f"{base_url}feeds.opml"),
-        E.STYLE(_CSS),
-    )
-    rows = []
-    for feed in feeds:
-        links = [E.A(label, href=f"{base_url}{feed.slug}.{ext}", type=media) for ext, media, label in FORMATS]
-        spaced: list[object] = []
-        for link in links:
-            spaced.extend((link, " "))
-        rows.append(
-            E.LI(
-                E.H2(E.A(feed.title, href=f"{base_url}{feed.slug}.html")),
-                E.P(feed.description) if feed.description else "",
-                E.P(
-                    f"{feed.entries} {'entry' if feed.entries == 1 else 'entries'} · subscribe: ",
-                    *spaced[:-1],
-                    **{"class": "subscribe"},
-                ),
-                id=f"feed-{feed.slug}",
-            )
-        )
-    body = E.BODY(
-        E.H1(site_title),
-        E.P(
-            "Subscribe to a feed in your reader, or import ",
-            E.A("every feed as OPML", href=f"{base_url}feeds.opml"),
-            ".",
-        ),
-        E.UL(*rows, **{"class": "feeds"}),
-    )
-    return html_document(E.HTML(head, body, lang=language))
-
-
-def opml(*, site_title: str, base_url: str, feeds: Sequence[FeedLink]) -> bytes:
-    """OPML 2.0 listing every Atom feed, for importing into a reader at once."""
-    root = etree.Element("opml", version="2.0")
-    head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = site_title
-    body = etree.SubElement(root, "body")
-    for feed in feeds:
-        etree.SubElement(
-            body,
-            "outline",
-            type="rss",
-            text=feed.title,
-            title=feed.title,
-            xmlUrl=f"{base_url}{feed.slug}.atom",
-            htmlUrl=f"{base_url}{feed.slug}.html",
-            description=feed.description,
-        )
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-_CSS = """
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-ul.feeds, ol.entries { list-style: none; padding: 0; }
-ul.feeds li, ol.entries li { border-top: 1px solid #ddd; padding: .75rem 0; }
-h2 { font-size: 1.2rem; margin: 0; }
-.subscribe a { margin-right: .25rem; }
-time, .meta { color: #666; font-size: .9rem; }
-"""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PageEntry:
-    """What a category page shows of one entry."""
-
-    title: str
-    link: str
-    published_iso: str
-    published_text: str
-    summary: str
-
-
-def category_html(
-    *, site_title: str, base_url: str, language: str, feed: FeedLink, entries: Sequence[PageEntry]
-) -> bytes:
-    """A readable page of one category's entries, with autodiscovery links to its feeds."""
-    head = E.HEAD(
-        E.META(charset="utf-8"),
-        E.META(name="viewport", content="width=device-width, initial-scale=1"),
-        E.TITLE(f"{feed.title} · {site_title}"),
-        *(
-            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-            for ext, media, label in FORMATS
-        ),
-        E.STYLE(_CSS),
-    )
-    subscribe: list[object] = []
-    for ext, media, label in FORMATS:
-        subscribe.extend((E.A(label, href=f"{base_url}{feed.slug}.{ext}", type=media), " "))
-    body = E.BODY(
-        E.P(E.A(f"← {site_title}", href=f"{base_url}index.html")),
-        E.H1(feed.title),
-        E.P(feed.description) if feed.description else "",
-        E.P("Subscribe: ", *subscribe[:-1], **{"class": "subscribe"}),
-        E.OL(**{"class": "entries"}) if entries else E.P("No entries yet."),
-    )
-    page = html_document(E.HTML(head, body, lang=language))
-    # The items are written as text and put in the empty list: building thousands of elements for
-    # lxml to write out again took most of a long page's time. Only the list's own tag can match.
-    empty = b'<ol class="entries"></ol>'
-    items = "".join(map(_entry_item, entries)).encode("utf-8")
-    return page.replace(empty, b'<ol class="entries">\n' + items + b"</ol>", 1) if entries else page
-
-
-@functools.lru_cache(maxsize=1 << 14)  # an entry is on its category's page and on all's: written once
-def _entry_item(entry: PageEntry) -> str:
-    summary = f"<p>{escape(entry.summary, quote=False)}</p>\n" if entry.summary else ""
-    return (
-        f'<li>\n<h2><a href="{escape(entry.link)}">{escape(entry.title, quote=False)}</a></h2>\n'
-        f'<p class="meta"><time datetime="{escape(entry.published_iso)}">{escape(entry.published_text, quote=False)}'
-        f"</time></p>\n{summary}</li>\n"
-    )
-
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def format_day(moment: datetime) -> str:
-    """ "10 January 2022": how pages show a date."""
-    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"

@@ -1,4 +1,4 @@
-"""Feed files and entry pages: Atom and RSS through feedgen, JSON Feed and HTML pages by hand."""
+"""Feed documents: Atom and RSS through feedgen, JSON Feed by hand."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol
 
 import lxml.etree  # type: ignore[import-untyped, unused-ignore]
 import lxml.html  # type: ignore[import-untyped, unused-ignore]
@@ -21,7 +21,6 @@ from feedgen.feed import FeedGenerator
 from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.publish import format_day
 
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
@@ -621,76 +620,3 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
 def _json_line(item: _Item) -> bytes:
     """An item as its line in a JSON Feed's items, indented, in UTF-8."""
     return b"    " + _compact(_json_item(item)).encode("utf-8")
-
-
-# --- entry pages ----------------------------------------------------------------------------------
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _names(people: tuple[_Person, ...], css: str) -> str:
-    links = []
-    for p in people:
-        name = _esc(p.name)
-        if not p.uri:
-            links.append(f"<span>{name}</span>")
-        else:
-            rel = ' rel="author"' if css == "authors" else ""
-            links.append(f'<a href="{_esc(p.uri)}"{rel}>{name}</a>')
-    return f'<p class="{css}">{", ".join(links)}</p>\n'
-
-
-# Paragraphs of text and nothing else (a listing item's content): no tag can stray, and lxml would
-# write them out again byte for byte; most entry pages are these, and parsing was half their cost.
-_PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
-
-
-def _markup(fragment: str) -> str:
-    """The sanitized fragment, safe to place in a page: a stray closing tag cannot end the page early."""
-    return fragment if _PLAIN_PARAGRAPHS.fullmatch(fragment) else _reparsed(fragment)
-
-
-def _reparsed(fragment: str) -> str:
-    """The fragment parsed and written out again."""
-    try:
-        parts = cast(list[Any], lxml.html.fragments_fromstring(fragment))  # a list, whatever the stubs say
-    except (lxml.etree.ParserError, AssertionError, ValueError):
-        # lxml gives up on whole-document markup (a lone "<html>" or doctype); show it as text instead.
-        return _esc(fragment)
-    return "".join(_esc(p) if isinstance(p, str) else lxml.html.tostring(p, encoding="unicode") for p in parts)
-
-
-def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: Shared | None = None) -> bytes:
-    """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
-    # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
-    # for a site of listing items (one page each) cost more than rendering all its feeds.
-    item = (shared or Shared()).item(entry)
-    site = _esc(clean(site_title).strip())
-    lang = _esc(clean(language).strip())
-    title = _esc(item.title)
-    out = [
-        "<!DOCTYPE html>\n",
-        f'<html lang="{lang}">\n' if lang else "<html>\n",
-        '<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>{title} — {site}</title>\n" if site else f"<title>{title}</title>\n",
-    ]
-    if item.link:
-        out.append(f'<link rel="canonical" href="{_esc(item.link)}">\n')
-    out.append("</head>\n<body>\n")
-    if site:
-        out.append(f"<header><p>{site}</p></header>\n")
-    out.append(f"<article>\n<h1>{title}</h1>\n")
-    out.append(f'<p><time datetime="{item.published.isoformat()}">{format_day(item.published)}</time></p>\n')
-    if item.authors:
-        out.append(_names(item.authors, "authors"))
-    if item.contributors:
-        out.append(_names(item.contributors, "contributors"))
-    # A listing item's content is its summary as a paragraph: say it once.
-    if item.summary and html.escape(item.summary, quote=False) not in item.content_html:
-        out.append(f'<p class="summary">{_esc(item.summary)}</p>\n')
-    if item.content_html:
-        out.append(f'<div class="content">{_markup(item.content_html)}</div>\n')
-    out.append("</article>\n</body>\n</html>\n")
-    return "".join(out).encode("utf-8")

@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA, NOW
 from lxml import etree, html
 
-from feeds import cli, pipeline, publish
+from feeds import cli, pages, pipeline, publish
 from feeds.config import Config
 from feeds.model import Entry
 
@@ -157,14 +157,14 @@ def test_every_file_reads_back(config: Config) -> None:
 
 def test_category_page_lists_entries_as_written_escaped() -> None:
     entries = [
-        publish.PageEntry(
+        pages.PageEntry(
             title='Tools & "rules" <for> groups',
             link='https://example.org/a?x=1&y="2"',
             published_iso="2022-01-10T00:00:00+00:00",
             published_text="10 January 2022",
             summary="Less < more & then some",
         ),
-        publish.PageEntry(
+        pages.PageEntry(
             title="No summary",
             link="https://example.org/b",
             published_iso="2021-12-17T00:00:00+00:00",
@@ -172,9 +172,9 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
             summary="",
         ),
     ]
-    feed = publish.FeedLink(slug="news", title="News <&>", description="", entries=2)
+    feed = pages.FeedLink(slug="news", title="News <&>", description="", entries=2)
     page = html.fromstring(
-        publish.category_html(
+        pages.category_html(
             site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=entries
         )
     )
@@ -185,7 +185,7 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
     assert [li.findtext("p/time") for li in items] == [e.published_text for e in entries]
     assert [[p.text for p in li.findall("p")[1:]] for li in items] == [["Less < more & then some"], []]
     empty = html.fromstring(
-        publish.category_html(
+        pages.category_html(
             site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=[]
         )
     )
