@@ -244,8 +244,12 @@ def _reparsed(fragment: str) -> str:
     return "".join(_esc(p) if isinstance(p, str) else lxml.html.tostring(p, encoding="unicode") for p in parts)
 
 
-def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
-    """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
+def render_entry_page(entry: Entry, *, site_title: str, language: str, base_url: str) -> bytes:
+    """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed.
+
+    It has the category pages' style, links back to the page of the entry's first category (the
+    index when it has none), and shows the entry's type or series above its date.
+    """
     # Written with html.escape on every value, not lxml's builders: with those, a site of listing
     # items (one page each) spent more on its entry pages than on rendering all its feeds.
     site = _esc(_text(site_title))
@@ -255,19 +259,22 @@ def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
     summary = _text(entry.summary)
     content = _text(entry.content_html)
     published = _moment(entry.published)
+    labels = ", ".join(_esc(label) for label in map(_text, entry.labels) if label)
     out = [
         "<!DOCTYPE html>\n",
         f'<html lang="{lang}">\n' if lang else "<html>\n",
         '<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>{title} — {site}</title>\n" if site else f"<title>{title}</title>\n",
+        f"<title>{title} · {site}</title>\n" if site else f"<title>{title}</title>\n",
     ]
     if link:
         out.append(f'<link rel="canonical" href="{_esc(link)}">\n')
-    out.append("</head>\n<body>\n")
-    if site:
-        out.append(f"<header><p>{site}</p></header>\n")
+    out.append(f"<style>{_CSS}</style>\n</head>\n<body>\n")
+    slug, category = _category(entry)
+    back, back_text = (f"{base_url}{slug}.html", _esc(category)) if slug else (f"{base_url}index.html", site)
+    out.append(f'<p><a href="{_esc(back)}">← {back_text or _esc(base_url)}</a></p>\n')
     out.append(f"<article>\n<h1>{title}</h1>\n")
-    out.append(f'<p><time datetime="{published.isoformat()}">{format_day(published)}</time></p>\n')
+    kind = f'<span class="type">{labels}</span> · ' if labels else ""
+    out.append(f'<p class="meta">{kind}<time datetime="{published.isoformat()}">{format_day(published)}</time></p>\n')
     out.append(_names(entry.authors, "authors"))
     out.append(_names(entry.contributors, "contributors"))
     # A listing item's content is its summary as a paragraph: say it once.
@@ -277,6 +284,14 @@ def render_entry_page(entry: Entry, *, site_title: str, language: str) -> bytes:
         out.append(f'<div class="content">{_markup(content)}</div>\n')
     out.append("</article>\n</body>\n</html>\n")
     return "".join(out).encode("utf-8")
+
+
+def _category(entry: Entry) -> tuple[str, str]:
+    """The slug and title of the category an entry's page leads back to; ("", "") when it has none."""
+    for category in entry.categories:
+        if slug := _text(category.slug):
+            return slug, _text(category.title) or slug
+    return "", ""
 
 
 # --- the status page ------------------------------------------------------------------------------

@@ -339,8 +339,11 @@ def publish_all(store: Store, config: Config, now: datetime) -> list[FileReport]
         for entry in by_slug[collate.ALL.slug]:
             if (page := own_pages.get(entry.id)) is not None:
                 name = page[len(site.base_url) :]
-                if due(name, _fingerprint(__version__, site.title, site.language, keys=[key(entry)])):
-                    page_bytes = pages.render_entry_page(entry, site_title=site.title, language=site.language)
+                fingerprint = _fingerprint(__version__, site.title, site.language, site.base_url, keys=[key(entry)])
+                if due(name, fingerprint):
+                    page_bytes = pages.render_entry_page(
+                        entry, site_title=site.title, language=site.language, base_url=site.base_url
+                    )
                     yield publish.Write(name, page_bytes, gzip=False, durable=False), FileReport(path=name, entries=1)
         for document in documents:
             yield publish.Write(document.name, document.make(shared)), document.report

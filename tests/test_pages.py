@@ -13,8 +13,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from feeds.model import Author, Entry
-from feeds.pages import _PLAIN_PARAGRAPHS, _markup, _reparsed, render_entry_page
+from feeds.model import Author, Category, Entry
+from feeds.pages import _PLAIN_PARAGRAPHS, FeedLink, _markup, _reparsed, category_html, render_entry_page
 
 BASE = "https://feeds.example.org/"
 ZURICH = ZoneInfo("Europe/Zurich")
@@ -37,11 +37,11 @@ def test_entry_page_escapes_text_and_keeps_content_markup() -> None:
         authors=(Author(name="Desk <b>", uri="https://example.org/desk"),),
         contributors=(Author(name="Maria Ochoa"),),
     )
-    page = render_entry_page(entry, site_title="ILO Cooperatives", language="fr")
+    page = render_entry_page(entry, site_title="ILO Cooperatives", language="fr", base_url=BASE)
     assert page.startswith(b"<!DOCTYPE html>")
     doc = lxml.html.document_fromstring(page)
     assert doc.get("lang") == "fr"
-    assert doc.findtext("head/title") == '<script>alert("t")</script> & Co — ILO Cooperatives'
+    assert doc.findtext("head/title") == '<script>alert("t")</script> & Co · ILO Cooperatives'
     assert doc.find("head/meta").get("charset") == "utf-8"
     assert doc.find("head/link[@rel='canonical']").get("href") == entry.link
     assert doc.findtext(".//h1") == '<script>alert("t")</script> & Co'
@@ -94,7 +94,7 @@ def test_entry_page_says_a_summary_once_when_the_content_repeats_it() -> None:
         published=datetime(2021, 7, 22, tzinfo=UTC), updated=datetime(2021, 7, 22, tzinfo=UTC), source="news",
         summary=summary, content_html="<p>Members pooled savings &amp; opened a &lt;shop&gt;.</p>",
     )  # fmt: skip
-    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="S", language="en"))
+    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="S", language="en", base_url=BASE))
     assert doc.find(".//p[@class='summary']") is None
     assert doc.findtext(".//div[@class='content']/p") == summary
 
@@ -107,8 +107,50 @@ def test_any_markup_makes_an_entry_page(content: str) -> None:
         published=datetime(2020, 1, 1, tzinfo=UTC), updated=datetime(2020, 1, 1, tzinfo=UTC), source="s",
         content_html=content,
     )  # fmt: skip
-    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="Site", language="en"))
+    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="Site", language="en", base_url=BASE))
     assert doc.findtext(".//h1") == "Markup"
+
+
+def style(page: bytes) -> str:
+    styles = lxml.html.document_fromstring(page).xpath("/html/head/style/text()")
+    assert len(styles) == 1
+    return str(styles[0])
+
+
+def test_entry_page_has_the_category_pages_style_leads_to_its_category_and_shows_its_type() -> None:
+    interviews = Category(slug="interviews", title="Interviews & talks")
+    entry = Entry(
+        id="tag:feeds.example.org,2021:kim", title="Sung Ho Kim, KFCC", link=BASE + "entries/s/kim.html",
+        published=datetime(2021, 10, 28, tzinfo=ZURICH), updated=datetime(2021, 10, 28, tzinfo=ZURICH),
+        source="s", labels=("Spotlight Interviews with Co-operators", "Series <two>"),
+        categories=(interviews, Category(slug="news", title="News")),
+    )  # fmt: skip
+    page = render_entry_page(entry, site_title="ILO Cooperatives", language="en", base_url=BASE)
+    doc = lxml.html.document_fromstring(page)
+    back = doc.find("body/p/a")
+    assert back.get("href") == BASE + "interviews.html"  # its first category's page, absolute
+    assert back.text == "← Interviews & talks"
+    meta = doc.find("body/article/p[@class='meta']")
+    assert meta.findtext("span[@class='type']") == "Spotlight Interviews with Co-operators, Series <two>"
+    assert meta.findtext("time") == "28 October 2021"
+    feed = FeedLink(slug="interviews", title="Interviews", description="", entries=1)
+    listing = category_html(site_title="ILO Cooperatives", base_url=BASE, language="en", feed=feed, entries=[])
+    assert style(page) == style(listing) != ""
+    # The category page leads back the same way: a first paragraph holding a "← " link.
+    assert lxml.html.document_fromstring(listing).find("body/p/a").text.startswith("← ")
+
+
+def test_entry_page_without_category_or_type_leads_to_the_index() -> None:
+    entry = Entry(
+        id="tag:feeds.example.org,2021:z", title="Z", link=BASE + "entries/s/z.html",
+        published=datetime(2021, 7, 22, tzinfo=UTC), updated=datetime(2021, 7, 22, tzinfo=UTC), source="s",
+        categories=(Category(slug="\x00", title="unprintable"),),
+    )  # fmt: skip
+    doc = lxml.html.document_fromstring(render_entry_page(entry, site_title="Site", language="en", base_url=BASE))
+    back = doc.find("body/p/a")
+    assert (back.get("href"), back.text) == (BASE + "index.html", "← Site")
+    assert doc.find(".//span[@class='type']") is None
+    assert doc.findtext("body/article/p[@class='meta']/time") == "22 July 2021"
 
 
 def test_pages_stand_beside_render_and_publish() -> None:

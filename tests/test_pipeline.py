@@ -155,6 +155,26 @@ def test_every_file_reads_back(config: Config) -> None:
     assert sorted(opml.xpath("//outline/@xmlUrl")) == sorted(f"{base}{slug}.atom" for slug in FEEDS)
 
 
+def test_entry_pages_lead_back_to_their_category_show_their_type_and_share_its_style(config: Config) -> None:
+    assert not pipeline.build(config, NOW).failed
+    out, base = config.site.output, config.site.base_url
+    category = html.fromstring((out / "interviews.html").read_bytes())
+    (link,) = category.xpath("//ol[@class='entries']/li/h2/a/@href")
+    assert link.startswith(base + "entries/")
+    page = html.fromstring((out / link[len(base) :]).read_bytes())
+    (back,) = page.xpath("/html/body/p/a")
+    assert back.get("href") == base + "interviews.html"
+    assert (out / "interviews.html").exists() and back.text == "← Interviews"
+    assert page.findtext(".//p[@class='meta']/span[@class='type']") == "Spotlight Interviews with Co-operators"
+    assert page.xpath("/html/head/style/text()") == category.xpath("/html/head/style/text()") != []
+    # A page of a label no configured category takes leads to the category derived from that label.
+    guide = html.fromstring((out / "publication.html").read_bytes())
+    (link,) = guide.xpath("//ol[@class='entries']/li/h2/a/@href")
+    page = html.fromstring((out / link[len(base) :]).read_bytes())
+    assert page.xpath("/html/body/p/a/@href") == [base + "publication.html"]
+    assert page.findtext(".//p[@class='meta']/span[@class='type']") == "Publication"
+
+
 def test_category_page_lists_entries_as_written_escaped() -> None:
     entries = [
         pages.PageEntry(

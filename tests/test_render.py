@@ -531,7 +531,10 @@ def test_arbitrary_text_always_renders_well_formed(
     assert json.loads(data)["items"][0]["title"] == expected_title
     assert feedparser.parse(atom).bozo == 0
     assert feedparser.parse(rss).bozo == 0
-    assert lxml.html.document_fromstring(render_entry_page(entry, site_title=name, language="en")) is not None
+    assert (
+        lxml.html.document_fromstring(render_entry_page(entry, site_title=name, language="en", base_url=BASE))
+        is not None
+    )
 
 
 @settings(max_examples=100, deadline=None)
