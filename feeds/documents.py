@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from feeds import collate, publish, render
+from feeds import collate, pages, publish, render
 from feeds.config import Config
 from feeds.errors import RenderError
 from feeds.model import Category, Entry, slugify
@@ -306,10 +306,10 @@ def render_due(store: Store, config: Config, due: Sequence[Due], changes: Change
     site = config.site
     by_slug = {c.slug: c for c in categories(store, config)}
     ttl = poll_seconds(config) // 60
-    pages = [d.entry_id for d in due if d.kind == "page"]
-    for start in range(0, len(pages), BATCH):
-        for entry in store.published_entries(pages[start : start + BATCH]):
-            page = render.render_entry_page(entry, site_title=site.title, language=site.language)
+    own = [d.entry_id for d in due if d.kind == "page"]
+    for start in range(0, len(own), BATCH):
+        for entry in store.published_entries(own[start : start + BATCH]):
+            page = pages.render_entry_page(entry, site_title=site.title, language=site.language, base_url=site.base_url)
             path = entry_page_path(entry)
             yield Rendered(publish.Write(path, page, gzip=False, durable=False), FileReport(path=path, entries=1))
     for d in due:
@@ -320,9 +320,9 @@ def render_due(store: Store, config: Config, due: Sequence[Due], changes: Change
             yield from _feed(store, config, category, ttl, changes)
     if any(d.kind == "site" for d in due):
         links = [_link(store, config, c) for c in by_slug.values()]
-        index = publish.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
+        index = pages.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield Rendered(publish.Write("index.html", index), FileReport(path="index.html"))
-        opml = publish.opml(site_title=site.title, base_url=site.base_url, feeds=links)
+        opml = pages.opml(site_title=site.title, base_url=site.base_url, feeds=links)
         yield Rendered(publish.Write("feeds.opml", opml), FileReport(path="feeds.opml"))
 
 
@@ -371,10 +371,8 @@ def _feed(store: Store, config: Config, category: Category, ttl: int, changes: C
         name = f"{category.slug}.{ext}"
         data = _document(ext, meta, rows)
         yield Rendered(publish.Write(name, data), FileReport(path=name, entries=len(rows), new=new, updated=updated))
-    link = publish.FeedLink(
-        slug=category.slug, title=category.title, description=category.description, entries=len(rows)
-    )
-    page = publish.category_html(
+    link = pages.FeedLink(slug=category.slug, title=category.title, description=category.description, entries=len(rows))
+    page = pages.category_html(
         site_title=site.title,
         base_url=site.base_url,
         language=site.language,
@@ -418,10 +416,10 @@ def _document(ext: str, meta: render.FeedMeta, rows: Sequence[DocumentRow]) -> b
     return render.json_document(meta, [r.json for r in rows])
 
 
-def _link(store: Store, config: Config, category: Category) -> publish.FeedLink:
+def _link(store: Store, config: Config, category: Category) -> pages.FeedLink:
     size = config.site.entries_per_feed
     count = min(store.open_count(category.slug), size) + len(store.corrections(category.slug, size))
-    return publish.FeedLink(slug=category.slug, title=category.title, description=category.description, entries=count)
+    return pages.FeedLink(slug=category.slug, title=category.title, description=category.description, entries=count)
 
 
 def poll_seconds(config: Config) -> int:
@@ -470,11 +468,11 @@ def _meta(
     )
 
 
-def _page_entry(entry: Entry) -> publish.PageEntry:
-    return publish.PageEntry(
+def _page_entry(entry: Entry) -> pages.PageEntry:
+    return pages.PageEntry(
         title=entry.title,
         link=entry.link,
         published_iso=entry.published.isoformat(),
-        published_text=publish.format_day(entry.published),
+        published_text=pages.format_day(entry.published),
         summary=entry.summary,
     )

@@ -1,41 +1,21 @@
-"""Writing output/: atomic replacement, gzip siblings, the index page and the OPML list."""
+"""Writing output/: atomic replacement of files and new directories, with gzip siblings."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import errno
-import functools
 import gzip
 import itertools
 import os
-import queue
-import select
 import shutil
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
-from html import escape
 from pathlib import Path
-from typing import IO, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
-from lxml import etree
-from lxml.html import builder as E
-from lxml.html import tostring
-
-from feeds import _writer
 from feeds.errors import PublishError
-from feeds.helper import cpus
-
-FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("atom", "application/atom+xml", "Atom"),
-    ("rss", "application/rss+xml", "RSS"),
-    ("json", "application/feed+json", "JSON Feed"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +39,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
     can commit them together. Entry pages skip that (a flush each costs more than the rest of
     their build) and rely on the file system ordering data before renames. A directory below
     `root` that does not exist yet is written whole under a hidden name and renamed into place
-    once: it appears with every file in it, and its files need no rename each. When there are
-    many such files (a first build's ten thousand entry pages), a second process writes them.
+    once: it appears with every file in it, and its files need no rename each.
     """
     # Staging on worker threads while the caller renders was measured and dropped: a worker needs
     # the GIL back after every system call and, behind a busy renderer, waits for it each time; the
@@ -79,7 +58,6 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
         with (
             ThreadPoolExecutor(max_workers=_compressors(), thread_name_prefix="gzip") as pool,
             _Flusher() as flush,
-            _SecondWriter() as second,
         ):
             try:
                 for write in writes:
@@ -90,11 +68,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                         if write.gzip:
                             packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
                         continue
-                    # Only plain files go to the second writer: the others are flushed, or stat'ed for their .gz.
-                    plain = not write.durable and not write.gzip
-                    tmp, in_place = _stage(
-                        path, write.data, made, top, staged, flush if write.durable else None, second if plain else None
-                    )
+                    tmp, in_place = _stage(path, write.data, made, top, staged, flush if write.durable else None)
                     if not in_place:
                         staged.append((tmp, path))
                     written.add(write.name)
@@ -113,7 +87,6 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     if pack.mtime_ns is not None:
                         os.utime(tmp_gz, ns=(pack.mtime_ns, pack.mtime_ns))
                 flush.wait()
-                second.wait()
             except BaseException:
                 for pack in packing:
                     pack.packed.cancel()
@@ -212,14 +185,12 @@ def _stage(
     top: str,
     staged: list[tuple[str, str]],
     flush: _Flusher | None = None,
-    second: _SecondWriter | None = None,
 ) -> tuple[str, bool]:
     """Write `data` where it waits to replace `path`; return that file, and whether it needs no rename of its own.
 
     That is a hidden temp file beside `path`, or, in a directory this call makes, the file itself in
     the directory's hidden copy (whose rename joins `staged`). `made` is the directories known: the
-    hidden copy each goes to, or None when it exists. `flush` flushes the file to disk; `second`
-    may take the writing of a file in a new directory.
+    hidden copy each goes to, or None when it exists. `flush` flushes the file to disk.
     """
     parent, _, name = path.rpartition("/")
     if parent not in made:
@@ -227,8 +198,6 @@ def _stage(
     into = made[parent]
     if into is not None:
         target = f"{into}/{name}"
-        if second is not None and second.take(target, data):
-            return target, True
         # Truncated, not exclusive: only this call writes there, and a name written twice keeps the last.
         _fill(os.open(target, _NEW | os.O_TRUNC, 0o644), target, data, flush)
         return target, True
@@ -283,7 +252,7 @@ def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
     try:
         try:
             os.fchmod(fd, 0o644)  # whatever the umask: the server and nginx must read it
-            _writer.write_all(fd, data)
+            _write_all(fd, data)
         except BaseException:
             os.close(fd)
             raise
@@ -295,6 +264,13 @@ def _fill(fd: int, name: str, data: bytes, flush: _Flusher | None) -> None:
         with contextlib.suppress(OSError):
             os.unlink(name)
         raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`, however many calls that takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 class _Flusher:
@@ -332,117 +308,6 @@ class _Flusher:
             raise
 
 
-class _SecondWriter:
-    """A second process that writes the files of new directories, on another core, as git's parallel
-    checkout does: creating a file costs the kernel 30 µs to a millisecond, and a thread could not
-    take that off the renderer (see write_files).
-
-    It starts once a call has written START_AFTER such files itself, so small builds start nothing,
-    and where it cannot start they are written here. A thread feeds its pipe, so rendering goes on
-    while the disk catches up, up to QUEUED chunks ahead. `wait()` returns once every file it took
-    is written, or raises the first failure as an OSError naming the file.
-    """
-
-    START_AFTER = 256
-    CHUNK = 1 << 20  # bytes sent at once
-    QUEUED = 16
-    READY_SECONDS = 10
-    PROGRAM = str(Path(__file__).with_name("_writer.py"))
-
-    def __init__(self) -> None:
-        self._kept = 0  # files written here before it started
-        self._process: subprocess.Popen[bytes] | None = None
-        self._feeder: threading.Thread | None = None
-        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
-        self._chunk: list[bytes] = []
-        self._size = 0
-        self._broken = False  # its input closed early: it failed, and says why once it has exited
-        self._unavailable = not sys.executable
-
-    def __enter__(self) -> _SecondWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # After a failure: it stops before the caller removes what it was writing into.
-        if self._process is not None:
-            self._process.kill()
-            self._finish()
-
-    def take(self, path: str, data: bytes) -> bool:
-        """Send one file to be written; False when it is to be written here instead."""
-        if self._process is None and not self._start():
-            return False
-        name = os.fsencode(path)
-        self._chunk += (_writer.HEADER.pack(len(name), len(data)), name, data)
-        self._size += len(name) + len(data)
-        if self._size >= self.CHUNK:
-            if self._broken:
-                self.wait()  # raises what went wrong, before more is rendered for nothing
-            self._send()
-        return True
-
-    def wait(self) -> None:
-        if self._process is None:
-            return
-        self._send()
-        code, failure = self._finish()
-        if code:
-            number, _, name = failure.partition(b" ")
-            if number.isdigit() and name:
-                raise OSError(int(number), os.strerror(int(number)), os.fsdecode(name))
-            raise OSError(errno.EIO, f"the process writing new files exited with status {code}", self.PROGRAM)
-
-    def _start(self) -> bool:
-        self._kept += 1
-        if self._unavailable or self._kept <= self.START_AFTER:
-            return False
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-S", self.PROGRAM], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-            )
-        except OSError:
-            self._unavailable = True
-            return False
-        assert process.stdin is not None and process.stdout is not None
-        # An interpreter that cannot run it (an embedding program as sys.executable) never says it is ready.
-        if not select.select([process.stdout], [], [], self.READY_SECONDS)[0] or (
-            process.stdout.read(len(_writer.READY)) != _writer.READY
-        ):
-            process.kill()
-            process.communicate()
-            self._unavailable = True
-            return False
-        self._process = process
-        self._feeder = threading.Thread(target=self._feed, args=(process.stdin,), name="second-writer", daemon=True)
-        self._feeder.start()
-        return True
-
-    def _send(self) -> None:
-        if self._chunk:
-            self._queue.put(b"".join(self._chunk))
-            self._chunk, self._size = [], 0
-
-    def _feed(self, pipe: IO[bytes]) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._broken:
-                continue  # drained, so the renderer never blocks on a full queue
-            try:
-                _writer.write_all(pipe.fileno(), chunk)
-            except OSError:
-                self._broken = True
-        with contextlib.suppress(OSError):
-            pipe.close()
-
-    def _finish(self) -> tuple[int, bytes]:
-        """End its input, wait for it and for the thread feeding it; its exit status, and what it said."""
-        process, self._process = self._process, None
-        assert process is not None and process.stdout is not None and self._feeder is not None
-        self._queue.put(None)
-        self._feeder.join()
-        with process.stdout as said:
-            return process.wait(), said.read()
-
-
 def _flush_and_close(fd: int) -> None:
     try:
         os.fdatasync(fd)
@@ -451,177 +316,13 @@ def _flush_and_close(fd: int) -> None:
 
 
 def _compressors() -> int:
-    """Threads compressing at once: one a core, up to four."""
-    # A build has rendered everything while its last feeds are still being compressed: on two cores,
-    # two threads cut that wait from 0.38 s to 0.13 s in a first build of ten thousand entries.
-    return min(4, cpus())
+    """Threads compressing at once: one a core this process may run on, up to four."""
+    # A build has rendered everything while its last feeds are still being compressed: a thread a
+    # core shortens that wait, and compressing lets go of the GIL.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, cores or 1)
 
 
 def _compress(data: bytes) -> bytes:
     # No file name and mtime 0 in the header: the same bytes in give the same .gz out.
     return gzip.compress(data, compresslevel=9, mtime=0)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FeedLink:
-    """A category's feeds as the index and OPML list them."""
-
-    slug: str
-    title: str
-    description: str
-    entries: int
-
-
-def html_document(tree: etree._Element) -> bytes:
-    """An lxml.html tree as a UTF-8 HTML5 document."""
-    body: bytes = tostring(tree, encoding="utf-8", pretty_print=True)
-    return b"<!DOCTYPE html>\n" + body
-
-
-def index_html(*, site_title: str, base_url: str, language: str, feeds: Sequence[FeedLink]) -> bytes:
-    """The landing page: every feed, with autodiscovery links and one subscribe link per format."""
-    head = E.HEAD(
-        E.META(charset="utf-8"),
-        E.META(name="viewport", content="width=device-width, initial-scale=1"),
-        E.TITLE(site_title),
-        *(
-            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-            for feed in feeds
-            for ext, media, label in FORMATS
-        ),
-        E.LINK(rel="outline", type="text/x-opml", title="All feeds (OPML)", href=f"{base_url}feeds.opml"),
-        E.STYLE(_CSS),
-    )
-    rows = []
-    for feed in feeds:
-        links = [E.A(label, href=f"{base_url}{feed.slug}.{ext}", type=media) for ext, media, label in FORMATS]
-        spaced: list[object] = []
-        for link in links:
-            spaced.extend((link, " "))
-        rows.append(
-            E.LI(
-                E.H2(E.A(feed.title, href=f"{base_url}{feed.slug}.html")),
-                E.P(feed.description) if feed.description else "",
-                E.P(
-                    f"{feed.entries} {'entry' if feed.entries == 1 else 'entries'} · subscribe: ",
-                    *spaced[:-1],
-                    **{"class": "subscribe"},
-                ),
-                id=f"feed-{feed.slug}",
-            )
-        )
-    body = E.BODY(
-        E.H1(site_title),
-        E.P(
-            "Subscribe to a feed in your reader, or import ",
-            E.A("every feed as OPML", href=f"{base_url}feeds.opml"),
-            ".",
-        ),
-        E.UL(*rows, **{"class": "feeds"}),
-    )
-    return html_document(E.HTML(head, body, lang=language))
-
-
-def opml(*, site_title: str, base_url: str, feeds: Sequence[FeedLink]) -> bytes:
-    """OPML 2.0 listing every Atom feed, for importing into a reader at once."""
-    root = etree.Element("opml", version="2.0")
-    head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = site_title
-    body = etree.SubElement(root, "body")
-    for feed in feeds:
-        etree.SubElement(
-            body,
-            "outline",
-            type="rss",
-            text=feed.title,
-            title=feed.title,
-            xmlUrl=f"{base_url}{feed.slug}.atom",
-            htmlUrl=f"{base_url}{feed.slug}.html",
-            description=feed.description,
-        )
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-
-
-_CSS = """
-body { font: 16px/1.5 system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-ul.feeds, ol.entries { list-style: none; padding: 0; }
-ul.feeds li, ol.entries li { border-top: 1px solid #ddd; padding: .75rem 0; }
-h2 { font-size: 1.2rem; margin: 0; }
-.subscribe a { margin-right: .25rem; }
-time, .meta { color: #666; font-size: .9rem; }
-"""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PageEntry:
-    """What a category page shows of one entry."""
-
-    title: str
-    link: str
-    published_iso: str
-    published_text: str
-    summary: str
-
-
-def category_html(
-    *, site_title: str, base_url: str, language: str, feed: FeedLink, entries: Sequence[PageEntry]
-) -> bytes:
-    """A readable page of one category's entries, with autodiscovery links to its feeds."""
-    head = E.HEAD(
-        E.META(charset="utf-8"),
-        E.META(name="viewport", content="width=device-width, initial-scale=1"),
-        E.TITLE(f"{feed.title} · {site_title}"),
-        *(
-            E.LINK(rel="alternate", type=media, title=f"{feed.title} ({label})", href=f"{base_url}{feed.slug}.{ext}")
-            for ext, media, label in FORMATS
-        ),
-        E.STYLE(_CSS),
-    )
-    subscribe: list[object] = []
-    for ext, media, label in FORMATS:
-        subscribe.extend((E.A(label, href=f"{base_url}{feed.slug}.{ext}", type=media), " "))
-    body = E.BODY(
-        E.P(E.A(f"← {site_title}", href=f"{base_url}index.html")),
-        E.H1(feed.title),
-        E.P(feed.description) if feed.description else "",
-        E.P("Subscribe: ", *subscribe[:-1], **{"class": "subscribe"}),
-        E.OL(**{"class": "entries"}) if entries else E.P("No entries yet."),
-    )
-    page = html_document(E.HTML(head, body, lang=language))
-    # The items are written as text and put in the empty list: building thousands of elements for
-    # lxml to write out again took most of a long page's time. Only the list's own tag can match.
-    empty = b'<ol class="entries"></ol>'
-    items = "".join(map(_entry_item, entries)).encode("utf-8")
-    return page.replace(empty, b'<ol class="entries">\n' + items + b"</ol>", 1) if entries else page
-
-
-@functools.lru_cache(maxsize=1 << 14)  # an entry is on its category's page and on all's: written once
-def _entry_item(entry: PageEntry) -> str:
-    summary = f"<p>{escape(entry.summary, quote=False)}</p>\n" if entry.summary else ""
-    return (
-        f'<li>\n<h2><a href="{escape(entry.link)}">{escape(entry.title, quote=False)}</a></h2>\n'
-        f'<p class="meta"><time datetime="{escape(entry.published_iso)}">{escape(entry.published_text, quote=False)}'
-        f"</time></p>\n{summary}</li>\n"
-    )
-
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-def format_day(moment: datetime) -> str:
-    """ "10 January 2022": how pages show a date."""
-    # Not strftime("%B"): that follows the process locale, and the page bytes must not.
-    return f"{moment.day} {_MONTHS[moment.month - 1]} {moment.year}"

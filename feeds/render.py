@@ -1,19 +1,17 @@
-"""Feed files and entry pages: Atom and RSS through feedgen, JSON Feed and HTML pages by hand."""
+"""Feed documents: Atom and RSS through feedgen, JSON Feed by hand."""
 
 from __future__ import annotations
 
 import html
 import itertools
 import json
-import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol
 
 import lxml.etree  # type: ignore[import-untyped, unused-ignore]
 import lxml.html  # type: ignore[import-untyped, unused-ignore]
@@ -22,9 +20,7 @@ from feedgen.feed import FeedGenerator
 
 from feeds import __version__
 from feeds.errors import RenderError
-from feeds.helper import HelperGone
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.publish import format_day
 
 ATOM_TYPE = "application/atom+xml"
 RSS_TYPE = "application/rss+xml"
@@ -33,8 +29,6 @@ GENERATOR = "feeds"
 # The version of what entries render as. Raise it when a change here changes an entry's bytes in any
 # format: every entry is then rendered again. A release that renders the same bytes keeps it.
 RENDER_VERSION = 1
-
-log = logging.getLogger("feeds")
 
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
@@ -112,8 +106,8 @@ class _Attachment(NamedTuple):
 
 
 class _Item(NamedTuple):
-    # Held, so a pass can key its caches by the identity of the entry (Shared); None in the helper process.
-    entry: Entry | None
+    # Held, so a pass can key its caches by the identity of the entry (Shared).
+    entry: Entry
     id: str
     title: str
     link: str
@@ -344,12 +338,10 @@ class Shared:
     """What rendering one entry yields, kept for every feed of a pass that shows it.
 
     Pass one to each render_* call of a pass; a new pass needs a new one, since entries change
-    between passes. Without one, every call renders its entries afresh. With a `helper` process
-    (feeds.helper), prepare() has it build entries while this one renders others: a process, not a
-    thread, since building an entry is Python code and two threads would take turns holding the GIL.
+    between passes. Without one, every call renders its entries afresh.
     """
 
-    def __init__(self, helper: Executor | None = None) -> None:
+    def __init__(self) -> None:
         # Keyed by identity: a pass hands the same Entry object to every feed it is in, and hashing
         # a whole entry by value cost more than cleaning it again. Whatever is kept of an entry is
         # made from its item, and the item holds the entry, so its identity cannot be reused for
@@ -357,8 +349,6 @@ class Shared:
         self._items: dict[int, _Item] = {}
         self._fragments: dict[str, dict[int, tuple[bytes, bytes]]] = {}  # base URL: entry: (Atom, RSS)
         self._json: dict[int, bytes] = {}  # entry: its line in a JSON Feed's items, UTF-8
-        self._helper = helper
-        self._ahead: dict[int, _Batch] = {}  # entry: the batch the helper was given it in
 
     def item(self, entry: Entry) -> _Item:
         item = self._items.get(id(entry))
@@ -366,61 +356,20 @@ class Shared:
             item = self._items[id(entry)] = _item(entry)
         return item
 
-    def prepare(self, base_url: str, entries: Sequence[Entry]) -> None:
-        """Hand the helper these entries, in the order the feeds will need them, to build from the last.
-
-        Rendering takes them from the first; a batch the helper has not started when rendering
-        reaches it is taken back and built here, so the two meet wherever they meet. An entry the
-        helper fails on (or a helper that died) is built here too, where its error names its feed.
-        """
-        if self._helper is None:
-            return
-        cache = self._fragments.setdefault(base_url, {})
-        todo = list({id(e): e for e in entries if id(e) not in cache and id(e) not in self._ahead}.values())
-        batches = [todo[n : n + _BATCH] for n in range(0, len(todo), _BATCH)]
-        try:
-            for batch in reversed(batches):
-                # Its text without the entry itself: an item's fields are all the helper needs.
-                items = [self.item(e)[1:] for e in batch]
-                future = self._helper.submit(_built, items, base_url)
-                handed = _Batch(future, batch, base_url)
-                self._ahead.update((id(e), handed) for e in batch)
-        except HelperGone as exc:  # it died before it was given anything
-            self._lost(exc)
-
     def fragments(self, fmt: str, base_url: str, entries: Sequence[Entry], where: str) -> list[bytes]:
         """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass.
 
         An entry is built in both formats at once, from one feedgen entry: what they share is set once.
         """
         cache = self._fragments.setdefault(base_url, {})
-        here: list[Entry] = []
-        waiting: dict[int, _Batch] = {}
-        for entry in {id(e): e for e in entries if id(e) not in cache}.values():
-            handed = self._ahead.get(id(entry))
-            if handed is None or handed.base_url != base_url:
-                here.append(entry)
-            elif id(handed) in waiting:
-                continue
-            elif handed.future.cancel():  # not started: build it here, now that it is needed
-                for e in handed.entries:
-                    del self._ahead[id(e)]
-                here.append(entry)
-            else:
-                waiting[id(handed)] = handed
-            # In batches, so that a long feed's built elements are not all held at once.
-            if len(here) == _BATCH:
-                self._build_here(cache, base_url, here, where)
-                here = []
-        self._build_here(cache, base_url, here, where)
-        for handed in waiting.values():
-            self._collect(handed, where)
+        todo = list({id(e): e for e in entries if id(e) not in cache}.values())
+        # In batches, so that a long feed's built elements are not all held at once.
+        for start in range(0, len(todo), _BATCH):
+            self._build(cache, base_url, todo[start : start + _BATCH], where)
         at = 0 if fmt == "atom" else 1
         return [cache[id(e)][at] for e in entries]
 
-    def _build_here(self, cache: dict[int, tuple[bytes, bytes]], base_url: str, batch: list[Entry], where: str) -> None:
-        if not batch:
-            return
+    def _build(self, cache: dict[int, tuple[bytes, bytes]], base_url: str, batch: list[Entry], where: str) -> None:
         built = [self._elements(base_url, entry, where) for entry in batch]
         try:
             pairs = _serialized(built)
@@ -429,28 +378,6 @@ class Shared:
         # Cached only once built: an entry that fails, fails in every feed it is in.
         for entry, pair in zip(batch, pairs, strict=True):
             cache[id(entry)] = pair
-
-    def _collect(self, handed: _Batch, where: str) -> None:
-        """What the helper built of a batch, or the batch built here when it could not."""
-        for entry in handed.entries:
-            del self._ahead[id(entry)]
-        cache = self._fragments[handed.base_url]
-        try:
-            built = handed.future.result()
-        except Exception as exc:  # an entry it cannot build, or a helper that died: built here, where it is reported
-            if isinstance(exc, HelperGone):
-                self._lost(exc)
-            self._build_here(cache, handed.base_url, handed.entries, where)
-            return
-        for entry, (atom, rss, json_line) in zip(handed.entries, built, strict=True):
-            cache[id(entry)] = (atom, rss)
-            self._json.setdefault(id(entry), json_line)
-
-    def _lost(self, gone: HelperGone) -> None:
-        """Say once that the helper is gone; what it held is built here."""
-        if self._helper is not None:
-            log.warning("%s; rendering goes on in the build's own process", gone)
-            self._helper = None
 
     def _elements(self, base_url: str, entry: Entry, where: str) -> tuple[Any, Any]:
         try:
@@ -465,29 +392,11 @@ class Shared:
         return line
 
 
-class _Batch(NamedTuple):
-    """Entries handed to the helper process together."""
-
-    future: Future[list[tuple[bytes, bytes, bytes]]]
-    entries: list[Entry]
-    base_url: str
-
-
-def _built(items: Sequence[tuple[Any, ...]], base_url: str) -> list[tuple[bytes, bytes, bytes]]:
-    """In the helper process: each item's Atom and RSS elements, serialized, and its JSON Feed item."""
-    whole = [_Item(None, *fields) for fields in items]
-    pairs = _serialized([_build(item, base_url) for item in whole])
-    return [(atom, rss, _json_line(item)) for (atom, rss), item in zip(pairs, whole, strict=True)]
-
-
 def _serialized(built: Sequence[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
     """Built entries' (Atom, RSS) elements as the (Atom, RSS) bytes each takes in its documents."""
     atom = _serialize([pair[0] for pair in built], "atom")
     rss = _serialize([pair[1] for pair in built], "rss")
     return list(zip(atom, rss, strict=True))
-
-
-HELPER_AFTER = 2_000  # entries a pass builds before a helper process pays: it takes ~0.2 s of CPU to start
 
 
 def _generator(*, atom: bool) -> _FgFeed:
@@ -726,76 +635,3 @@ def json_document(meta: FeedMeta, items: Sequence[bytes]) -> bytes:
 def _json_line(item: _Item) -> bytes:
     """An item as its line in a JSON Feed's items, indented, in UTF-8."""
     return b"    " + _compact(_json_item(item)).encode("utf-8")
-
-
-# --- entry pages ----------------------------------------------------------------------------------
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _names(people: tuple[_Person, ...], css: str) -> str:
-    links = []
-    for p in people:
-        name = _esc(p.name)
-        if not p.uri:
-            links.append(f"<span>{name}</span>")
-        else:
-            rel = ' rel="author"' if css == "authors" else ""
-            links.append(f'<a href="{_esc(p.uri)}"{rel}>{name}</a>')
-    return f'<p class="{css}">{", ".join(links)}</p>\n'
-
-
-# Paragraphs of text and nothing else (a listing item's content): no tag can stray, and lxml would
-# write them out again byte for byte; most entry pages are these, and parsing was half their cost.
-_PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
-
-
-def _markup(fragment: str) -> str:
-    """The sanitized fragment, safe to place in a page: a stray closing tag cannot end the page early."""
-    return fragment if _PLAIN_PARAGRAPHS.fullmatch(fragment) else _reparsed(fragment)
-
-
-def _reparsed(fragment: str) -> str:
-    """The fragment parsed and written out again."""
-    try:
-        parts = cast(list[Any], lxml.html.fragments_fromstring(fragment))  # a list, whatever the stubs say
-    except (lxml.etree.ParserError, AssertionError, ValueError):
-        # lxml gives up on whole-document markup (a lone "<html>" or doctype); show it as text instead.
-        return _esc(fragment)
-    return "".join(_esc(p) if isinstance(p, str) else lxml.html.tostring(p, encoding="unicode") for p in parts)
-
-
-def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: Shared | None = None) -> bytes:
-    """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
-    # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
-    # for a site of listing items (one page each) cost more than rendering all its feeds.
-    item = (shared or Shared()).item(entry)
-    site = _esc(clean(site_title).strip())
-    lang = _esc(clean(language).strip())
-    title = _esc(item.title)
-    out = [
-        "<!DOCTYPE html>\n",
-        f'<html lang="{lang}">\n' if lang else "<html>\n",
-        '<head>\n<meta charset="utf-8">\n<meta name="viewport" content="width=device-width, initial-scale=1">\n',
-        f"<title>{title} — {site}</title>\n" if site else f"<title>{title}</title>\n",
-    ]
-    if item.link:
-        out.append(f'<link rel="canonical" href="{_esc(item.link)}">\n')
-    out.append("</head>\n<body>\n")
-    if site:
-        out.append(f"<header><p>{site}</p></header>\n")
-    out.append(f"<article>\n<h1>{title}</h1>\n")
-    out.append(f'<p><time datetime="{item.published.isoformat()}">{format_day(item.published)}</time></p>\n')
-    if item.authors:
-        out.append(_names(item.authors, "authors"))
-    if item.contributors:
-        out.append(_names(item.contributors, "contributors"))
-    # A listing item's content is its summary as a paragraph: say it once.
-    if item.summary and html.escape(item.summary, quote=False) not in item.content_html:
-        out.append(f'<p class="summary">{_esc(item.summary)}</p>\n')
-    if item.content_html:
-        out.append(f'<div class="content">{_markup(item.content_html)}</div>\n')
-    out.append("</article>\n</body>\n</html>\n")
-    return "".join(out).encode("utf-8")

@@ -16,17 +16,15 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from lxml.html import builder as E
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from feeds import __version__, documents, pipeline
+from feeds import __version__, documents, pages, pipeline
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import Fetcher, user_agent
-from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.websub import HubPinger
 
@@ -399,7 +397,12 @@ class Daemon:
 
     def _status(self) -> DynamicResponse:
         with self._lock:
-            page = status_html(self.config, self._site, self._feed_entries)
+            page = pages.status_html(
+                site_title=self.config.site.title,
+                base_url=self.config.site.base_url,
+                sources=source_rows(self.config, self._site),
+                feeds=feed_rows(self._site, self._feed_entries),
+            )
         return DynamicResponse(
             body=page, headers=(("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"))
         )
@@ -452,58 +455,6 @@ def feed_rows(store: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, 
     changes = store.output_changes()
     names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
     return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
-
-
-def status_html(config: Config, store: pipeline.Site, entries: dict[str, int]) -> bytes:
-    """The operator's page: every source's last fetch and next run, every feed's size and last change."""
-    base = config.site.base_url
-    sources = E.TABLE(
-        E.THEAD(E.TR(*(E.TH(h) for h in ("Source", "Last fetch (UTC)", "Result", "Next run (UTC)", "Entries")))),
-        E.TBODY(
-            *(
-                E.TR(
-                    E.TD(name),
-                    E.TD(last),
-                    E.TD(result, title=error) if error else E.TD(result),
-                    E.TD(nxt),
-                    E.TD(count),
-                    **{"class": "failing" if error else "ok"},
-                )
-                for name, last, result, nxt, count, error in source_rows(config, store)
-            )
-        ),
-        id="sources",
-    )
-    feeds = E.TABLE(
-        E.THEAD(E.TR(*(E.TH(h) for h in ("Feed", "Entries", "Last change (UTC)")))),
-        E.TBODY(
-            *(
-                E.TR(E.TD(E.A(name, href=base + name)), E.TD(count), E.TD(changed))
-                for name, count, changed in feed_rows(store, entries)
-            )
-        ),
-        id="feeds",
-    )
-    page = E.HTML(
-        E.HEAD(
-            E.META(charset="utf-8"),
-            E.TITLE(f"Status · {config.site.title}"),
-            E.STYLE(
-                "body{font:15px/1.4 system-ui,sans-serif;margin:2rem}td,th{padding:.2rem .6rem;"
-                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}"
-            ),
-        ),
-        E.BODY(
-            E.H1(f"Status · {config.site.title}"),
-            E.P(E.A("Feeds", href=base + "index.html")),
-            E.H2("Sources"),
-            sources,
-            E.H2("Feeds"),
-            feeds,
-        ),
-        lang="en",
-    )
-    return html_document(page)
 
 
 def send_reload(config: Config) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import NOW, contents, files
+from conftest import contents, files
 from lxml import etree, html
 
 from feeds import documents, pipeline

@@ -15,7 +15,7 @@ import pytest
 from conftest import DATA, NOW
 from lxml import etree, html
 
-from feeds import cli, documents, pipeline, publish
+from feeds import cli, documents, pages, pipeline, publish
 from feeds.config import Config
 from feeds.model import Entry
 
@@ -155,16 +155,36 @@ def test_every_file_reads_back(config: Config) -> None:
     assert sorted(opml.xpath("//outline/@xmlUrl")) == sorted(f"{base}{slug}.atom" for slug in FEEDS)
 
 
+def test_entry_pages_lead_back_to_their_category_show_their_type_and_share_its_style(config: Config) -> None:
+    assert not pipeline.build(config, NOW).failed
+    out, base = config.site.output, config.site.base_url
+    category = html.fromstring((out / "interviews.html").read_bytes())
+    (link,) = category.xpath("//ol[@class='entries']/li/h2/a/@href")
+    assert link.startswith(base + "entries/")
+    page = html.fromstring((out / link[len(base) :]).read_bytes())
+    (back,) = page.xpath("/html/body/p/a")
+    assert back.get("href") == base + "interviews.html"
+    assert (out / "interviews.html").exists() and back.text == "← Interviews"
+    assert page.findtext(".//p[@class='meta']/span[@class='type']") == "Spotlight Interviews with Co-operators"
+    assert page.xpath("/html/head/style/text()") == category.xpath("/html/head/style/text()") != []
+    # A page of a label no configured category takes leads to the category derived from that label.
+    guide = html.fromstring((out / "publication.html").read_bytes())
+    (link,) = guide.xpath("//ol[@class='entries']/li/h2/a/@href")
+    page = html.fromstring((out / link[len(base) :]).read_bytes())
+    assert page.xpath("/html/body/p/a/@href") == [base + "publication.html"]
+    assert page.findtext(".//p[@class='meta']/span[@class='type']") == "Publication"
+
+
 def test_category_page_lists_entries_as_written_escaped() -> None:
     entries = [
-        publish.PageEntry(
+        pages.PageEntry(
             title='Tools & "rules" <for> groups',
             link='https://example.org/a?x=1&y="2"',
             published_iso="2022-01-10T00:00:00+00:00",
             published_text="10 January 2022",
             summary="Less < more & then some",
         ),
-        publish.PageEntry(
+        pages.PageEntry(
             title="No summary",
             link="https://example.org/b",
             published_iso="2021-12-17T00:00:00+00:00",
@@ -172,9 +192,9 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
             summary="",
         ),
     ]
-    feed = publish.FeedLink(slug="news", title="News <&>", description="", entries=2)
+    feed = pages.FeedLink(slug="news", title="News <&>", description="", entries=2)
     page = html.fromstring(
-        publish.category_html(
+        pages.category_html(
             site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=entries
         )
     )
@@ -185,7 +205,7 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
     assert [li.findtext("p/time") for li in items] == [e.published_text for e in entries]
     assert [[p.text for p in li.findall("p")[1:]] for li in items] == [["Less < more & then some"], []]
     empty = html.fromstring(
-        publish.category_html(
+        pages.category_html(
             site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=[]
         )
     )
