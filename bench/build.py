@@ -1,6 +1,6 @@
 """Benchmark the build: a full build, an unchanged rebuild and feedgen alone, in one run.
 
-Run: python bench/build.py [--entries 10000] [--categories 20] [--runs 3] [--dir DIR]
+Run: taskset -c 0 python bench/build.py [--entries 10000] [--categories 20] [--runs 3] [--dir DIR]
 
 Synthetic listing sources (plain text, as the `listing` adapter reads them) hold the entries,
 spread over the categories by type label; every feed is uncapped so each entry is rendered in its
@@ -8,12 +8,14 @@ category feed and in `all`. "feedgen alone" renders Atom and RSS for the same fe
 feedgen calls and nothing else, the floor any feedgen-based publisher pays. Each of the runs is a
 full build from nothing followed by feedgen alone, so each ratio compares two measurements taken
 side by side; the median ratio is the figure, since a shared machine moves single runs by a third.
-Goals: full build <= 2x feedgen alone; unchanged rebuild <= 5% of the full build.
+Goals, per core (run it under `taskset -c 0`, so that neither side gets a second core): the full
+build's CPU <= 2x feedgen alone's; unchanged rebuild <= 5% of the full build.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import sys
@@ -133,12 +135,12 @@ def main() -> None:
                 pipeline.build(config, now + timedelta(hours=1))
                 rebuild = time.perf_counter() - started
                 touched = sum(1 for p, m in mtimes.items() if p.stat().st_mtime_ns != m)
-                with pipeline.open_store(config) as store:
-                    merged = collate.merge(store.items())
                 # The entries as the build published them: with their categories, and their page as link.
-                links = pipeline.page_links((m.entry for m in merged), config.site.base_url)
-                feeds = collate.categorize(merged, config.categories, config.sources, links=links)
-                by_feed = {slug: collate.order(entries, args.entries) for slug, entries in feeds.items()}
+                with pipeline.open_store(config) as store:
+                    by_feed = {
+                        slug: collate.order(store.published_entries(store.feed_ids(slug)), args.entries)
+                        for slug in store.live_slugs()
+                    }
                 rendered = sum(len(v) for v in by_feed.values())
                 rebuild_share = rebuild / full
 
@@ -158,7 +160,9 @@ def main() -> None:
         )
     wall = statistics.median(full / alone for full, _, alone, _ in pairs)
     cpu_ratio = statistics.median(full_cpu / alone_cpu for _, full_cpu, _, alone_cpu in pairs)
-    print(f"full build / feedgen alone, median of the runs: {wall:.2f}x wall, {cpu_ratio:.2f}x CPU  (goal <= 2)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"full build / feedgen alone, median of the runs: {wall:.2f}x wall, {cpu_ratio:.2f}x CPU  (goal: CPU <= 2)")
+    print(f"usable cores: {cores} (the goal is per core: run under `taskset -c 0`)")
     print(f"peak RSS after the first full build: {peak:.0f} MiB (interpreter and imports: {base_rss:.0f} MiB)")
     print(
         f"unchanged rebuild: {rebuild:.2f} s, {100 * rebuild_share:.1f}% of the full build  (goal <= 5%); "

@@ -434,11 +434,6 @@ class Store:
             )
         return len(rows)
 
-    def items(self) -> list[tuple[Entry, datetime]]:
-        """Every item any source ever gave, with when it was first seen, in a stable order."""
-        rows = self._db.execute("SELECT data, first_seen FROM items ORDER BY source, id").fetchall()
-        return [(_entry(json.loads(data)), datetime.fromisoformat(first)) for data, first in rows]
-
     def dirty(self, limit: int) -> list[tuple[str, str]]:
         """Up to `limit` items recorded as new or changed and not yet published, as (source, id)."""
         return self._db.execute("SELECT source, id FROM dirty ORDER BY source, id LIMIT ?", (limit,)).fetchall()
@@ -613,6 +608,10 @@ class Store:
             "SELECT count(*) FROM members WHERE live = 1 AND slug = ? AND page = 0", (slug,)
         ).fetchone()
         return int(row[0])
+
+    def feed_ids(self, slug: str) -> list[str]:
+        """The ids of every entry in a feed, archived or not."""
+        return [row[0] for row in self._db.execute("SELECT id FROM members WHERE live = 1 AND slug = ?", (slug,))]
 
     def derived_titles(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT slug, title FROM derived").fetchall())

@@ -81,7 +81,8 @@ def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
     with Store(tmp_path / "f.db") as store:
         store.save_items("s", [entry("a"), entry("b")], NOW)
         store.save_items("s", [entry("b", "changed"), entry("c")], NOW + timedelta(hours=1))
-        items = {e.id.rsplit(":", 1)[1]: (e, seen) for e, seen in store.items()}
+        ids = [entry(k).id for k in "abc"]
+        items = {e.id.rsplit(":", 1)[1]: (e, seen) for _, e, seen in store.groups([("s", i) for i in ids])}
     assert sorted(items) == ["a", "b", "c"]
     assert items["b"][0].summary == "changed"
     assert items["b"][1] == NOW  # first seen does not move
@@ -211,3 +212,51 @@ def test_identical_is_the_field_by_field_comparison(a: datetime, b: datetime, ne
         b = a.astimezone(b.tzinfo) if b.fold else a.replace(tzinfo=b.tzinfo)
     assert store_module._identical(a, b) == _old_identical(a, b)
     assert store_module._identical(a, a) and store_module._identical(a, a.replace(fold=a.fold))
+
+
+def test_only_new_and_changed_items_are_dirty(tmp_path: Path) -> None:
+    with Store(tmp_path / "f.db") as store:
+        assert store.save_items("s", [entry("a"), entry("b")], NOW) == 2
+        assert sorted(store.dirty(10)) == [("s", entry("a").id), ("s", entry("b").id)]
+        store.clean(store.dirty(10))
+        assert store.dirty(10) == []
+        # Unchanged items are not dirty again; a changed one and a new one are.
+        assert store.save_items("s", [entry("a"), entry("b", "changed"), entry("c")], NOW + timedelta(hours=1)) == 2
+        assert sorted(store.dirty(10)) == [("s", entry("b").id), ("s", entry("c").id)]
+        assert store.has_work()
+
+
+def test_groups_follow_ids_and_match_keys_across_sources(tmp_path: Path) -> None:
+    listed = replace(entry("listed"), match_key="2021-12-17/kim")
+    page = replace(entry("page"), source="p", id="tag:e.org,2026:p:page", match_key="2021-12-17/kim")
+    again = replace(entry("listed"), source="other")  # the same id from another source
+    alone = entry("alone")
+    with Store(tmp_path / "f.db") as store:
+        store.save_items("s", [listed, alone], NOW)
+        store.save_items("p", [page], NOW)
+        store.save_items("other", [again], NOW)
+        group = store.groups([("p", page.id)])
+    assert sorted((source, e.id) for source, e, _ in group) == sorted(
+        [("s", listed.id), ("p", page.id), ("other", again.id)]
+    )
+
+
+def test_a_database_of_schema_1_is_migrated_and_republished(tmp_path: Path) -> None:
+    """A state file written before incremental passes: its items are published again, its archive pages kept."""
+    path = tmp_path / "f.db"
+    db = sqlite3.connect(path)
+    db.executescript(store_module._MIGRATIONS[0])
+    data = store_module._payload_text(entry("a"))
+    db.execute("INSERT INTO items VALUES ('s', ?, ?, ?, ?)", (entry("a").id, data, NOW.isoformat(), NOW.isoformat()))
+    db.execute("INSERT INTO archive_pages VALUES ('news', 1, ?, ?)", (json.dumps([entry("a").id]), NOW.isoformat()))
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.dirty(10) == [("s", entry("a").id)]
+        assert store.archive_count("news") == 1
+        assert store.integrity_check() == "ok"
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT page FROM members WHERE slug = 'news'").fetchall() == [(1,)]
+    assert db.execute("SELECT frozen_us FROM archive_pages").fetchone()[0] == store_module.micros(NOW)
+    db.close()

@@ -1,0 +1,159 @@
+"""A pass costs what changed: only the documents of new, changed or gone entries are rendered and written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import feedparser
+from conftest import NOW
+from lxml import etree, html
+
+from feeds import cli, pipeline
+from feeds.config import Config, load
+
+
+def listing(*items: tuple[str, str, str, str]) -> str:
+    """A listing document of (type, title, date, summary) items."""
+    lines = ["Cooperative news", ""]
+    for n, (kind, title, day, summary) in enumerate(items, start=1):
+        lines += [f"  {n}. {kind}", "", f"    {title}", "", f"    {day}", ""]
+        if summary:
+            lines += [f"    {summary}", ""]
+    return "\n".join(lines)
+
+
+NEWS = [
+    ("News", "Dairy cooperative opens a cold store", "10 January 2022", "Farmers share a new cooling room."),
+    ("News", "Credit union reaches a thousand members", "12 January 2022", ""),
+]
+PUBLICATIONS = [("Publication", "A guide to savings groups", "17 December 2021", "How groups keep their books.")]
+
+BODY = """
+[[categories]]
+slug = "news"
+title = "News"
+types = ["News"]
+
+[[categories]]
+slug = "publications"
+title = "Publications"
+types = ["Publication"]
+
+[[sources]]
+name = "africa"
+adapter = "listing"
+location = "africa.txt"
+
+[[sources]]
+name = "pubs"
+adapter = "listing"
+location = "pubs.txt"
+"""
+
+
+def rendered(report: pipeline.BuildReport) -> set[str]:
+    """The files a pass rendered (written or found equal), entry pages aside."""
+    return {f.path for f in report.files if not f.path.startswith("entries/")}
+
+
+def test_a_changed_item_renders_only_the_documents_it_is_in(make_config: Callable[..., Config]) -> None:
+    config = make_config(BODY, {"africa.txt": listing(*NEWS), "pubs.txt": listing(*PUBLICATIONS)})
+    first = pipeline.build(config, NOW)
+    assert {"news.atom", "publications.atom", "all.atom", "index.html"} <= rendered(first)
+
+    edited = [NEWS[0], (*NEWS[1][:3], "A summary added later.")]
+    (config.path.parent / "africa.txt").write_text(listing(*edited), encoding="utf-8")
+    report = pipeline.build(config, NOW + timedelta(hours=1))
+    feeds = {"news.atom", "news.rss", "news.json", "news.html", "all.atom", "all.rss", "all.json", "all.html"}
+    assert rendered(report) == feeds | {"index.html", "feeds.opml"}
+    pages = [f for f in report.files if f.path.startswith("entries/")]
+    assert [p.path for p in pages] == ["entries/africa/2022-01-12-credit-union-reaches-a-thousand-members.html"]
+    news = next(f for f in report.files if f.path == "news.atom")
+    assert (news.new, news.updated, news.written) == (0, 1, True)
+    assert not any(f.written for f in report.files if f.path in ("index.html", "feeds.opml"))
+
+    parsed = feedparser.parse((config.site.output / "news.atom").read_bytes())
+    assert parsed.bozo == 0
+    assert [e.get("summary", "") for e in parsed.entries] == ["A summary added later.", NEWS[0][3]]
+
+    # A pass with nothing new renders nothing at all.
+    assert pipeline.build(config, NOW + timedelta(hours=2)).files == []
+
+
+def test_an_item_that_becomes_one_entry_with_another_leaves_the_feeds(make_config: Callable[..., Config]) -> None:
+    """A page published first and the listing item announcing it later: one entry, the id published first."""
+    page = """Spotlight Interviews with Co-operators
+
+Sung Ho Kim, International Cooperation Department, KFCC
+
+A conversation about credit cooperatives.
+
+Article | 28 October 2021
+
+What does your department do?
+
+It links our cooperatives with partners abroad.
+"""
+    body = BODY.replace('location = "pubs.txt"', 'location = "pages/*.txt"').replace('"pubs"', '"pages"')
+    body = body.replace('adapter = "listing"\nlocation = "pages', 'adapter = "interview"\nlocation = "pages')
+    config = make_config(body, {"africa.txt": listing(*NEWS), "pages/kim.txt": page})
+    pipeline.build(config, NOW)
+    before = feedparser.parse((config.site.output / "all.atom").read_bytes())
+    kim = [e for e in before.entries if e.title.startswith("Sung Ho Kim")]
+    assert len(kim) == 1
+
+    announced = (*NEWS, ("Spotlight Interviews with Co-operators", kim[0].title, "28 October 2021", "A note."))
+    (config.path.parent / "africa.txt").write_text(listing(*announced), encoding="utf-8")
+    pipeline.build(config, NOW + timedelta(hours=1))
+    after = feedparser.parse((config.site.output / "all.atom").read_bytes())
+    assert after.bozo == 0
+    ids = [e.id for e in after.entries]
+    assert len(ids) == len(set(ids)) == 3
+    assert [e.id for e in after.entries if e.title.startswith("Sung Ho Kim")] == [kim[0].id]
+
+
+def test_a_category_removed_from_the_config_leaves_output(make_config: Callable[..., Config]) -> None:
+    config = make_config(BODY, {"africa.txt": listing(*NEWS), "pubs.txt": listing(*PUBLICATIONS)})
+    pipeline.build(config, NOW)
+    out = config.site.output
+    assert (out / "publications.atom").exists()
+
+    text = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text.replace('slug = "publications"', 'slug = "reports"'), encoding="utf-8")
+    report = pipeline.build(load(config.path), NOW + timedelta(hours=1))
+    assert not report.failed
+    for name in ("publications.atom", "publications.atom.gz", "publications.rss", "publications.json"):
+        assert not (out / name).exists(), name
+    assert (out / "reports.atom").exists()
+    index = html.fromstring((out / "index.html").read_bytes())
+    assert not [h for h in index.xpath("//a/@href") if "publications" in h]
+    opml = etree.fromstring((out / "feeds.opml").read_bytes())
+    assert "https://feeds.example.org/reports.atom" in opml.xpath("//outline/@xmlUrl")
+    assert not [u for u in opml.xpath("//outline/@xmlUrl") if "publications" in u]
+    assert cli.main(["validate", "--config", str(config.path)]) == 0
+
+
+def test_an_entry_page_no_longer_needed_is_removed(make_config: Callable[..., Config], tmp_path: Path) -> None:
+    """An item that gains a permalink of its own needs our page no more."""
+
+    def feed(link: str) -> str:
+        item = f"<title>Harvest report</title><guid isPermaLink='false'>harvest-1</guid>{link}"
+        return (
+            '<?xml version="1.0"?><rss version="2.0"><channel><title>C</title><link>https://coop.example.org/</link>'
+            f"<description>d</description><item>{item}<pubDate>Tue, 02 Nov 2021 07:30:00 +0000</pubDate>"
+            "</item></channel></rss>"
+        )
+
+    body = '\n[[sources]]\nname = "coop"\nadapter = "feed"\nlocation = "coop.xml"\n'
+    config = make_config(body, {"coop.xml": feed("")})
+    pipeline.build(config, NOW)
+    pages = list((config.site.output / "entries").rglob("*.html"))
+    assert len(pages) == 1
+
+    (tmp_path / "coop.xml").write_text(feed("<link>https://coop.example.org/harvest</link>"), encoding="utf-8")
+    pipeline.build(config, NOW + timedelta(hours=1))
+    assert not pages[0].exists()
+    entry = feedparser.parse((config.site.output / "all.atom").read_bytes()).entries[0]
+    assert entry.link == "https://coop.example.org/harvest"
