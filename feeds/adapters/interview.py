@@ -42,7 +42,7 @@ _CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary
 # words ("nav", "menu"); a page's own "article-header" is not among them.
 _CHROME_NAME = re.compile(
     r"(?:^|[\s_-])(?:breadcrumb|related|see-?also|share|sharing|social|sidebar|skip|cookie|navbar|masthead|newsletter"
-    r"|subscribe|logo|brand|(?:site|page|global)-?(?:header|footer|name|title))"
+    r"|subscribe|logo|brand|(?:site|global)-?(?:header|footer|name|title))"
     r"|(?:^|[\s_-])(?:nav|navigation|menu|banner|toolbar)(?:$|[\s_-])"
 )
 _CAPTION_NAME = re.compile(r"(?:^|[\s_-])(?:caption|credits?|photo-?credit|wp-caption-text)(?:$|[\s_-])")
@@ -168,7 +168,10 @@ def _set_figures_aside(root: HtmlElement, base: str) -> tuple[_Figure, ...]:
             continue
         image = next((img for img in figure.iter("img") if (img.get("src") or "").strip()), None)
         caption_element = next(figure.iter("figcaption"), None)
-        caption = clean_text(caption_element.text_content()) if caption_element is not None else ""
+        # A caption of several paragraphs (text, then credit) reads as one line, its parts spaced apart.
+        caption = (
+            " ".join(line.text for line in html_lines(caption_element, base)) if caption_element is not None else ""
+        )
         tail = figure.tail
         figure.clear()  # drops its children and tail too
         figure.tail = tail
@@ -278,6 +281,11 @@ def _read_page(page: _Page, url: str, source: SourceConfig, kind: str) -> Entry:
     name = source.name
     lines = page.lines
     title_at = page.title_at
+    if title_at is not None and _is_credit(lines[title_at]):
+        headline = lines[title_at]
+        raise SourceError(
+            f"{name} line {headline.number}", f'the <h1> is a photo credit ("{headline.text}"), not the headline'
+        )
     if title_at is not None:
         # What precedes the <h1> inside the page is a series line or a kicker; credits are dropped first.
         before = [line for line in _tidy(lines[:title_at]) if not _is_figure(line)]
