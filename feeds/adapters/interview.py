@@ -122,8 +122,11 @@ def _is_chrome(element: HtmlElement) -> bool:
     if not isinstance(tag, str):
         return False
     if tag in _CHROME_TAGS:
-        # A <header> inside the article is the page's own (its title and standfirst), not the site's.
-        return tag != "header" or not any(a.tag in ("article", "main") for a in element.iterancestors())
+        if tag != "header" or not any(a.tag in ("article", "main") for a in element.iterancestors()):
+            return True
+        # A <header> inside the article is the page's own (its kicker, standfirst, date), unless it holds
+        # what only a site's header does: a menu or a heading of its own (the page's <h1> is kept anyway).
+        return any(isinstance(e.tag, str) and e.tag in ("nav", "h1") for e in element.iterdescendants())
     if (element.get("role") or "").strip().lower() in _CHROME_ROLES:
         return True
     if "breadcrumb" in (element.get("aria-label") or "").lower():
