@@ -98,7 +98,7 @@ def _html_page(root: HtmlElement, base: str) -> _Page:
     headline = _headline(root)
     keep = set(headline.iterancestors()) | {headline} if headline is not None else set()
     for element in list(root.iter()):
-        if element not in keep and element.getparent() is not None and _is_chrome(element):
+        if element not in keep and element.getparent() is not None and _is_chrome(element, headline):
             element.drop_tree()
     figures = _set_figures_aside(root, base)
     _split_bold_questions(root)
@@ -117,16 +117,16 @@ def _html_page(root: HtmlElement, base: str) -> _Page:
     return _Page(lines, title_at, figures, base)
 
 
-def _is_chrome(element: HtmlElement) -> bool:
+def _is_chrome(element: HtmlElement, headline: HtmlElement | None = None) -> bool:
     tag = element.tag
     if not isinstance(tag, str):
         return False
     if tag in _CHROME_TAGS:
         if tag != "header" or not any(a.tag in ("article", "main") for a in element.iterancestors()):
             return True
-        # A <header> inside the article is the page's own (its kicker, standfirst, date), unless it holds
-        # what only a site's header does: a menu or a heading of its own (the page's <h1> is kept anyway).
-        return any(isinstance(e.tag, str) and e.tag in ("nav", "h1") for e in element.iterdescendants())
+        # A <header> inside the article is the page's own (its kicker, headline, standfirst, date), unless
+        # it holds a heading of its own besides the page's headline: a site's name.
+        return any(h1 is not headline for h1 in element.iter("h1"))
     if (element.get("role") or "").strip().lower() in _CHROME_ROLES:
         return True
     if "breadcrumb" in (element.get("aria-label") or "").lower():
@@ -140,8 +140,9 @@ def _is_chrome(element: HtmlElement) -> bool:
     return bool(_CAPTION_NAME.search(names)) and not any(a.tag == "figure" for a in element.iterancestors())
 
 
-def _in_chrome(element: HtmlElement) -> bool:
-    return any(_is_chrome(a) for a in (element, *element.iterancestors()))
+def _in_chrome(h1: HtmlElement) -> bool:
+    """Whether the site's chrome holds this <h1>, were it the page's headline."""
+    return any(_is_chrome(a, h1) for a in (h1, *h1.iterancestors()))
 
 
 def _headline(root: HtmlElement) -> HtmlElement | None:
