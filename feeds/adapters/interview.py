@@ -125,8 +125,8 @@ def _is_chrome(element: HtmlElement, headline: HtmlElement | None = None) -> boo
         if tag != "header" or not any(a.tag in ("article", "main") for a in element.iterancestors()):
             return True
         # A <header> inside the article is the page's own (its kicker, headline, standfirst, date), unless
-        # it holds a heading of its own besides the page's headline: a site's name.
-        return any(h1 is not headline for h1 in element.iter("h1"))
+        # it holds a heading besides the page's headline (a site's name), or comes after a headline.
+        return any(h1 is not headline for h1 in element.iter("h1")) or bool(element.xpath("preceding::h1[1]"))
     if (element.get("role") or "").strip().lower() in _CHROME_ROLES:
         return True
     if "breadcrumb" in (element.get("aria-label") or "").lower():
