@@ -176,3 +176,16 @@ def test_every_fixture_through_build_and_validate(tmp_path: Path, make_config: C
             if feed == "all" and ext == "atom":
                 titles = [e.title for e in parsed.entries]
     assert sorted(titles) == sorted({expected["title"] for expected in EXPECTED.values()})
+
+
+def test_questions_numbered_by_a_list_make_an_interview() -> None:
+    html = (
+        "<main><h1>Ms Ana Ruiz, a cooperator</h1><p>A standfirst.</p><p>Entrevista | 3 de marzo de 2021</p>"
+        "<ol><li>¿Por qué?</li></ol><p>Porque sí.</p><ol start='2'><li>¿Y después?</li></ol><p>Ya veremos.</p>"
+        "<ul><li>uno</li><li>¿dos?</li></ul></main>"
+    )
+    entry = read_one(make_doc(html, "text/html"))
+    assert entry.content_html == (
+        "<h3>¿Por qué?</h3><p>Porque sí.</p><h3>¿Y después?</h3><p>Ya veremos.</p><ul><li>uno</li><li>¿dos?</li></ul>"
+    )
+    assert entry.contributors[0].name == "Ana Ruiz"

@@ -328,7 +328,7 @@ def _read_page(page: _Page, url: str, source: SourceConfig, kind: str) -> Entry:
     if head and head[-1].kind == "type" and not type_label and len(head) > 1:
         type_label = head.pop().text  # a type label printed on its own line above the date
     body = lines[body_start:]
-    interview = kind == "interview" or (kind == "auto" and any(_is_question(line) for line in body))
+    interview = kind == "interview" or (kind == "auto" and any(_is_question_at(body, i) for i in range(len(body))))
 
     series, title_line, standfirst = _split_head(head, kicker, interview, page.title_at is not None)
     title = title_line.text
