@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
@@ -89,7 +90,52 @@ HTML_PAGE = st.builds(
     ),
     st.one_of(TYPES, WORDS), LINES, TYPES, DATES, st.lists(HTML_BODY, max_size=8),
 )  # fmt: skip
-HTML_DOCUMENTS = st.one_of(SOUP, HTML_LISTING, HTML_PAGE)
+# Interview and article pages as a site serves them: every piece of chrome carries CHROME, which must never
+# come through; the questions come in each markup the site uses.
+CHROME = "Sitechrome"
+SAFE_WORDS = WORDS.map(html.escape)
+CHROME_PIECES = st.sampled_from([
+    f"<header><h1>{CHROME} name</h1><nav><a href='/'>{CHROME} menu?</a></nav></header>",
+    f'<nav aria-label="breadcrumb"><ol class="breadcrumb"><li>{CHROME} home</li></ol></nav>',
+    f'<div role="banner"><h1>{CHROME} banner</h1></div>', f'<div role="navigation">{CHROME} topics?</div>',
+    f"<aside><h2>{CHROME} related?</h2><p>• {CHROME} item</p></aside>",
+    f'<div class="related-content"><h3>{CHROME} see also</h3><ul><li>{CHROME} link?</li></ul></div>',
+    f"<footer><p>© {CHROME} 2024</p></footer>", f'<div role="contentinfo">{CHROME} legal</div>',
+    f'<p class="caption">{CHROME} loose caption</p>', f'<a class="skip-link" href="#m">{CHROME} skip</a>',
+])  # fmt: skip
+META_TYPES = st.sampled_from(["Article", "Artículo", "Entrevista", "Entretien", "News", "ILO COOP 100 Interview"])
+VALID_DATES = st.sampled_from(["10 January 2022", "4 février 2019", "1er mars 2020", "26 de febrero de 2020"])
+QUESTIONS = st.one_of(
+    st.builds("<h2>{}?</h2>".format, SAFE_WORDS),
+    st.builds("<h3>{}?</h3>".format, SAFE_WORDS),
+    st.builds("<h4>{}?</h4>".format, SAFE_WORDS),
+    st.builds("<p><strong>{}?</strong></p>".format, SAFE_WORDS),
+    st.builds("<p><b>{}?</b> {}</p>".format, SAFE_WORDS, SAFE_WORDS),
+    st.builds("<p>{}. {}?</p>".format, st.integers(1, 12), SAFE_WORDS),
+    st.builds('<ol start="{}"><li>{}?</li></ol>'.format, st.integers(1, 12), SAFE_WORDS),
+)
+ANSWERS = st.one_of(
+    st.builds("<p>{}</p>".format, SAFE_WORDS),
+    st.builds("<p>• {}</p>".format, SAFE_WORDS),
+    st.builds("<p>© ILO / {} 2024</p>".format, SAFE_WORDS),
+    st.builds('<figure><img src="{}" alt="{}"><figcaption>{}</figcaption></figure>'.format, HREFS, SAFE_WORDS,
+              SAFE_WORDS),
+    CHROME_PIECES,
+)  # fmt: skip
+CHROME_PAGE = st.builds(
+    lambda top, kicker, h1, stand, meta, body, bottom: (
+        f"<html><body>{''.join(top)}<main><article>{kicker}<h1>{h1}</h1><p>{stand}</p><p>{meta}</p>"
+        f"{''.join(body)}</article></main>{''.join(bottom)}</body></html>"
+    ),
+    st.lists(CHROME_PIECES, max_size=4),
+    st.one_of(st.just(""), st.builds('<p class="series">{}</p>'.format, st.one_of(TYPES, SAFE_WORDS))),
+    st.one_of(SAFE_WORDS, st.builds(lambda w: f"Ms {w}, role", SAFE_WORDS)),
+    st.one_of(SAFE_WORDS, st.builds(lambda w: f"Mr {w}, role", SAFE_WORDS)),
+    st.one_of(st.builds("{} | {}".format, META_TYPES, DATES), SAFE_WORDS),
+    st.lists(st.one_of(QUESTIONS, ANSWERS), max_size=8),
+    st.lists(CHROME_PIECES, max_size=3),
+)  # fmt: skip
+HTML_DOCUMENTS = st.one_of(SOUP, HTML_LISTING, HTML_PAGE, CHROME_PAGE)
 
 
 def run(adapter: Adapter, doc: Document, source: SourceConfig) -> list[Entry]:
@@ -176,3 +222,46 @@ def test_generated_pages_do_reach_entries() -> None:
         assert entries
         for entry in entries:
             assert_well_formed(entry)
+
+
+@FAST
+@given(page=CHROME_PAGE, url=URLS)
+def test_site_chrome_never_comes_through(page: str, url: str) -> None:
+    doc = Document(content=page.encode("utf-8", "surrogatepass"), url=url, media_type="text/html")
+    for source in SOURCES:
+        for entry in run(Interview(), doc, source):
+            assert_well_formed(entry)
+            for text in (entry.title, entry.summary, entry.content_html, *entry.labels):
+                assert CHROME not in text
+
+
+HEADLINES = st.sampled_from([
+    "Ms Ana Ruiz, President of a workers' cooperative",
+    "Sung Ho Kim, International Cooperation Department, KFCC",
+    "Cooperatives in the care economy: three lessons from a study of twenty countries",
+])  # fmt: skip
+
+
+@FAST
+@given(
+    top=st.lists(CHROME_PIECES, max_size=4),
+    kicker=st.one_of(st.just(""), st.builds('<p class="series">{}</p>'.format, TYPES)),
+    headline=HEADLINES,
+    # A standfirst that reads as a date line ("0|0") would be one: those are left out here.
+    stand=st.one_of(SAFE_WORDS, st.builds(lambda w: f"Mr {w}, role", SAFE_WORDS)).filter(
+        lambda w: "|" not in w and not any(ch.isdigit() for ch in w)
+    ),
+    meta=st.builds("{} | {}".format, META_TYPES, VALID_DATES),
+    body=st.lists(st.one_of(QUESTIONS, ANSWERS), max_size=6),
+)
+def test_the_headline_is_the_title(
+    top: list[str], kicker: str, headline: str, stand: str, meta: str, body: list[str]
+) -> None:
+    page = (
+        f"<html><body>{''.join(top)}<main>{kicker}<h1>{html.escape(headline)}</h1><p>{stand}</p><p>{meta}</p>"
+        f"{''.join(body)}</main></body></html>"
+    )
+    doc = Document(content=page.encode("utf-8", "surrogatepass"), url="https://www.ilo.org/p", media_type="text/html")
+    [entry] = Interview().parse(doc, SOURCES[0])
+    assert entry.title == headline
+    assert CHROME not in entry.summary and CHROME not in entry.content_html

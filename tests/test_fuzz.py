@@ -26,7 +26,7 @@ CI = os.environ.get("CI") == "true"
 BUDGET = 240 if CI else 10
 SEEDS = {
     "listing": ["listing*.txt", "listing*.html"],
-    "interview": ["interview*.txt", "interview*.html", "article.txt"],
+    "interview": ["interview*.txt", "interview*.html", "article*.txt", "article*.html"],
     "html": ["html/*.html"],
     "feed": ["feeds/*.xml", "feeds/*.rdf"],
 }
