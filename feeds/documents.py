@@ -83,24 +83,26 @@ def update(store: Store, config: Config, now: datetime) -> Changes:
     changes = Changes()
     fingerprint = settings_fingerprint(config)
     everything = store.setting(SETTINGS) != fingerprint
+    rules = collate.Rules(config.categories, config.sources)
     if everything:
         store.mark_all_dirty()
-    rules = collate.Rules(config.categories, config.sources)
-    touched: set[str] = set()
+        slugs = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
+        store.add_pending([_SITE, *(f"{_FEED}{slug}" for slug in slugs)])
     while batch := store.dirty(BATCH):
-        touched |= _publish_batch(store, config, rules, batch, now, changes)
-    live = set(store.live_slugs())
-    if everything:
-        touched |= live | _configured(config) | {collate.ALL.slug}
-    # A category that lost its last entry, or its place in the configuration, is published no more.
-    store.add_pending(
-        f"{_DROP}{_FEED}{slug}" for slug in sorted(touched - live - _configured(config) - {collate.ALL.slug})
-    )
-    touched &= live | _configured(config) | {collate.ALL.slug}
-    for slug in sorted(touched):
-        _freeze(store, slug, config.site.entries_per_feed, now)
-    store.add_pending([*(f"{_FEED}{slug}" for slug in touched), *([_SITE] if touched else [])])
-    store.put_setting(SETTINGS, fingerprint)
+        # A batch is published whole or not at all: a pass that dies leaves it dirty, to publish again.
+        with store.transaction():
+            touched = _publish_batch(store, config, rules, batch, now, changes)
+            store.add_pending([*(f"{_FEED}{slug}" for slug in touched), *([_SITE] if touched else [])])
+    # The feeds due, this pass's and those a pass that died left: archive what overflows, drop what is empty.
+    due = [name[len(_FEED) :] for name in store.pending() if name.startswith(_FEED)]
+    kept = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
+    with store.transaction():
+        for slug in due:
+            if slug in kept:
+                _freeze(store, slug, config.site.entries_per_feed, now)
+            else:  # it lost its last entry, or its place in the configuration
+                store.add_pending([f"{_DROP}{_FEED}{slug}", _SITE])
+        store.put_setting(SETTINGS, fingerprint)
     return changes
 
 

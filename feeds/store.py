@@ -388,6 +388,10 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All the writes inside it, or none: one inside another is part of the outer one."""
+        if self._db.in_transaction:
+            yield
+            return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
