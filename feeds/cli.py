@@ -120,11 +120,12 @@ def _build(config: Config, args: argparse.Namespace) -> int:
             print(f"  moved permanently to {source.redirect}: update its location in {config.path}")
         for line in source.error.splitlines():
             print(f"  error: {line}")
-    feeds = [f for f in report.files if f.path.endswith((".atom", ".rss", ".json"))]
-    for file in feeds:
-        state = "written" if file.written else "unchanged"
-        print(f"{file.path}: {file.entries} entries, {file.new} new, {file.updated} updated, {state}")
-    others = [f.path for f in report.files if f not in feeds and f.written]
+    is_feed = [f.path.endswith((".atom", ".rss", ".json")) for f in report.files]
+    for file, feed in zip(report.files, is_feed, strict=True):
+        if feed:
+            state = "written" if file.written else "unchanged"
+            print(f"{file.path}: {file.entries} entries, {file.new} new, {file.updated} updated, {state}")
+    others = [f.path for f, feed in zip(report.files, is_feed, strict=True) if not feed and f.written]
     if others:
         print(f"other files written: {len(others)}")
     if not report.files:

@@ -253,7 +253,8 @@ class Site:
         return self._store.sources()
 
     def record(self, source: SourceConfig, fetched: Fetched, now: datetime) -> SourceReport:
-        return record(self._store, source, fetched, now)
+        with self._store.transaction():  # its items and its state together
+            return record(self._store, source, fetched, now)
 
     def set_next_run(self, name: str, when: str) -> None:
         self._store.put_source(replace(self._store.source(name), next_run=when))

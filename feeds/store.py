@@ -90,9 +90,11 @@ _MIGRATIONS: tuple[str, ...] = (
         updated    INTEGER NOT NULL,
         live       INTEGER NOT NULL,
         page       INTEGER NOT NULL DEFAULT 0,
+        late       INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (slug, id)
     );
     CREATE INDEX members_by_arrival ON members (slug, page, arrived, published, id) WHERE live = 1;
+    CREATE INDEX members_late ON members (slug) WHERE late = 1 AND live = 1;
     CREATE INDEX members_by_id ON members (id);
     CREATE TABLE derived (
         slug   TEXT PRIMARY KEY,
@@ -462,7 +464,9 @@ class Store:
             rows = [
                 *self._select_in("SELECT source, id, data, match_key, first_seen FROM items WHERE id IN ({})", new_ids),
                 *self._select_in(
-                    "SELECT source, id, data, match_key, first_seen FROM items WHERE match_key IN ({})", new_keys
+                    "SELECT source, id, data, match_key, first_seen FROM items "
+                    "WHERE match_key <> '' AND match_key IN ({})",  # the condition lets the partial index serve
+                    new_keys,
                 ),
             ]
             new_ids, new_keys = set(), set()
@@ -589,10 +593,12 @@ class Store:
             self._db.executemany(
                 "UPDATE members SET live = 0 WHERE id = ?", [(i,) for i in {*gone, *(m.id for m in rows)}]
             )
+            # `late`: on a frozen archive page and changed after it froze, so shown in the current document too.
             self._db.executemany(
                 "INSERT INTO members (slug, id, arrived, published, updated, live) VALUES (?, ?, ?, ?, ?, 1) "
                 "ON CONFLICT (slug, id) DO UPDATE SET arrived = excluded.arrived, published = excluded.published, "
-                "updated = excluded.updated, live = 1",
+                "updated = excluded.updated, live = 1, late = members.page > 0 AND excluded.updated > "
+                "(SELECT frozen_us FROM archive_pages a WHERE a.slug = members.slug AND a.number = members.page)",
                 rows,
             )
 
@@ -646,8 +652,7 @@ class Store:
             DocumentRow(*row)
             for row in self._db.execute(
                 "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.data FROM members m "
-                "JOIN entries e ON e.id = m.id JOIN archive_pages a ON a.slug = m.slug AND a.number = m.page "
-                "WHERE m.live = 1 AND m.slug = ? AND m.page > 0 AND m.updated > a.frozen_us "
+                "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.late = 1 AND m.slug = ? "
                 "ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),
             )
@@ -786,7 +791,8 @@ class Store:
                 (slug, number, json.dumps(list(ids)), _iso(now), micros(now)),
             )
             self._db.executemany(
-                "UPDATE members SET page = ? WHERE slug = ? AND id = ?", [(number, slug, i) for i in ids]
+                "UPDATE members SET page = ?, late = updated > ? WHERE slug = ? AND id = ?",
+                [(number, micros(now), slug, i) for i in ids],
             )
 
     def integrity_check(self) -> str:

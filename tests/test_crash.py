@@ -455,7 +455,8 @@ def test_the_build_after_a_full_disk_publishes_the_current_sources(starved_outpu
 
 def test_full_state_disk_is_reported(tmp_path: Path, tmpfs: Callable[[Path, str], Path]) -> None:
     out = tmpfs(tmp_path / "output", "32m")
-    state = tmpfs(tmp_path / "state", "4m")
+    # The state keeps each entry's rendered fragments, and its write-ahead log up to 4 MB before a checkpoint.
+    state = tmpfs(tmp_path / "state", "16m")
     config = make_site(tmp_path)
     write_sources(tmp_path, "a", count=20)
     build_ok(config)
