@@ -242,34 +242,59 @@ def _freeze(store: Store, slug: str, size: int, now: datetime) -> None:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Due:
-    """One pending document and the files it makes."""
+class Plan:
+    """The documents a pass must write, and the files it must remove."""
 
-    name: str  # as in the store's pending list
-    kind: str  # "site", "feed", "archive", "page", "drop"
-    slug: str = ""
-    number: int = 0
-    entry_id: str = ""
-    path: str = ""
+    pages: list[str]  # ids of the entries whose own page is due
+    archives: list[tuple[str, int]]  # final archive pages due, as (slug, number)
+    feeds: list[str]  # slugs whose current documents (and open archive page) are due
+    site: bool  # index.html and feeds.opml
+    drops: list[str]  # paths under output/ no longer published; a directory's ends in "/"
+
+    def names(self) -> Iterator[str]:
+        """The pending names this plan covers, as the store keeps them."""
+        yield from (f"{_PAGE}{entry_id}" for entry_id in self.pages)
+        yield from (f"{_ARCHIVE}{slug}:{number}" for slug, number in self.archives)
+        yield from (f"{_FEED}{slug}" for slug in self.feeds)
+        if self.site:
+            yield _SITE
+
+    def __bool__(self) -> bool:
+        return bool(self.pages or self.archives or self.feeds or self.site or self.drops)
 
 
-def plan(store: Store) -> list[Due]:
-    """The documents due, in the order they are written: entry pages first, then feeds, then the site's pages."""
-    out: list[Due] = []
+def plan(store: Store, config: Config) -> Plan:
+    """The documents due: those the store has marked, a pass that died included."""
+    pages: list[str] = []
+    archives: list[tuple[str, int]] = []
+    feeds: list[str] = []
+    site = False
+    drops: list[str] = []
+    live = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
     for name in store.pending():
         if name == _SITE:
-            out.append(Due(name=name, kind="site"))
+            site = True
         elif name.startswith(_FEED):
-            out.append(Due(name=name, kind="feed", slug=name[len(_FEED) :]))
+            feeds.append(name[len(_FEED) :])
         elif name.startswith(_ARCHIVE):
             slug, _, number = name[len(_ARCHIVE) :].rpartition(":")
-            out.append(Due(name=name, kind="archive", slug=slug, number=int(number)))
+            archives.append((slug, int(number)))
         elif name.startswith(_PAGE):
-            out.append(Due(name=name, kind="page", entry_id=name[len(_PAGE) :]))
+            pages.append(name[len(_PAGE) :])
+        elif name.startswith(f"{_DROP}{_FEED}"):
+            slug = name[len(_DROP) + len(_FEED) :]
+            if slug not in live:  # it may have come back since
+                drops += [f"{slug}.{ext}" for ext in (*_FORMATS, "html")] + [f"archive/{slug}/"]
         elif name.startswith(_DROP):
-            out.append(Due(name=name, kind="drop", path=name[len(_DROP) :]))
-    order = {"drop": 0, "page": 1, "archive": 2, "feed": 3, "site": 4}
-    return sorted(out, key=lambda due: order[due.kind])
+            drops.append(name[len(_DROP) :])
+    return Plan(pages=pages, archives=archives, feeds=feeds, site=site, drops=drops)
+
+
+def directories(store: Store, plan: Plan) -> set[str]:
+    """The directories under output/ that a plan writes in (and makes new ones in), relative to output/."""
+    slugs = {*plan.feeds, *(slug for slug, _ in plan.archives)}
+    pages = {path.rpartition("/")[0] for path in store.page_paths(plan.pages)}
+    return {".", "archive", "entries", *(f"archive/{slug}" for slug in slugs), *pages}
 
 
 # -- render: the bytes of each due file ------------------------------------------------------------
@@ -303,45 +328,31 @@ def categories(store: Store, config: Config) -> list[Category]:
     return [collate.ALL, *configured, *(Category(slug=s, title=titles.get(s, s)) for s in derived)]
 
 
-def render_due(store: Store, config: Config, due: Sequence[Due], changes: Changes) -> Iterator[Rendered]:
-    """The bytes of every file the due documents make, one document at a time."""
+def render_plan(store: Store, config: Config, plan: Plan, changes: Changes) -> Iterator[Rendered]:
+    """The bytes of every file the plan makes, one document at a time: entry pages, archives, feeds, the site's pages.
+
+    Entry pages come first and feeds last, so a feed is replaced only once what it links to is there.
+    """
     site = config.site
     by_slug = {c.slug: c for c in categories(store, config)}
     ttl = poll_seconds(config) // 60
-    own = [d.entry_id for d in due if d.kind == "page"]
-    for start in range(0, len(own), BATCH):
-        for entry in store.published_entries(own[start : start + BATCH]):
+    for start in range(0, len(plan.pages), BATCH):
+        for entry in store.published_entries(plan.pages[start : start + BATCH]):
             page = pages.render_entry_page(entry, site_title=site.title, language=site.language, base_url=site.base_url)
             path = entry_page_path(entry)
             yield Rendered(publish.Write(path, page, gzip=False, durable=False), FileReport(path=path, entries=1))
-    for d in due:
-        category = by_slug.get(d.slug)
-        if d.kind == "archive" and category is not None:
-            yield from _archive(store, config, category, d.number, ttl)
-        elif d.kind == "feed" and category is not None:
+    for slug, number in plan.archives:
+        if (category := by_slug.get(slug)) is not None:
+            yield from _archive(store, config, category, number, ttl)
+    for slug in plan.feeds:
+        if (category := by_slug.get(slug)) is not None:
             yield from _feed(store, config, category, ttl, changes)
-    if any(d.kind == "site" for d in due):
+    if plan.site:
         links = [_link(store, config, c) for c in by_slug.values()]
         index = pages.index_html(site_title=site.title, base_url=site.base_url, language=site.language, feeds=links)
         yield Rendered(publish.Write("index.html", index), FileReport(path="index.html"))
         opml = pages.opml(site_title=site.title, base_url=site.base_url, feeds=links)
         yield Rendered(publish.Write("feeds.opml", opml), FileReport(path="feeds.opml"))
-
-
-def drops(store: Store, config: Config, due: Sequence[Due]) -> list[str]:
-    """Paths under output/ of the files that due drops name, directories (a category's archive) ending in "/"."""
-    live = set(store.live_slugs()) | _configured(config) | {collate.ALL.slug}
-    out: list[str] = []
-    for d in due:
-        if d.kind != "drop":
-            continue
-        if d.path.startswith(_FEED):
-            slug = d.path[len(_FEED) :]
-            if slug not in live:  # it may have come back since
-                out += [f"{slug}.{ext}" for ext in (*_FORMATS, "html")] + [f"archive/{slug}/"]
-        else:
-            out.append(d.path)
-    return out
 
 
 def _ordered(rows: Iterable[DocumentRow]) -> list[DocumentRow]:

@@ -281,21 +281,25 @@ class Site:
         changes = documents.update(store, config, now)
         if not (output / "index.html").exists():
             documents.republish(store, config)
-        due = documents.plan(store)
-        publish.remove_files(output, documents.drops(store, config, due))
+        plan = documents.plan(store, config)
+        # A pass that died left its temp files where this one is about to write.
+        publish.remove_stale_temps(
+            output, now.timestamp() - publish.STALE_TEMP_SECONDS, documents.directories(store, plan)
+        )
+        publish.remove_files(output, plan.drops)
         reports: list[FileReport] = []
-        digests: dict[str, str] = {}
         # Rendered one document at a time as they are written: a first build's documents never all
-        # wait in memory. The reports are noted as each passes on to the writer.
-        for_writing = (_noted(r, reports, digests) for r in documents.render_due(store, config, due, changes))
-        written = publish.write_files(output, for_writing)
-        store.done([d.name for d in due], {path: digests[path] for path in written}, now)
+        # wait in memory. Each report is kept as its file passes on to the writer.
+        rendered = documents.render_plan(store, config, plan, changes)
+        written = publish.write_files(output, (_kept(r, reports) for r in rendered))
+        # When each file last changed, for the status page: entry pages are too many to list there.
+        changed = (r.path for r in reports if r.path in written and not r.path.startswith("entries/"))
+        store.done(plan.names(), changed, now)
         return [replace(r, written=r.path in written) for r in reports]
 
 
-def _noted(rendered: documents.Rendered, reports: list[FileReport], digests: dict[str, str]) -> publish.Write:
+def _kept(rendered: documents.Rendered, reports: list[FileReport]) -> publish.Write:
     reports.append(rendered.report)
-    digests[rendered.write.name] = hashlib.sha256(rendered.write.data).hexdigest()
     return rendered.write
 
 
@@ -322,7 +326,6 @@ def run_pass(
     """One pass over an open site: fetch and record the sources (all, or those named), then publish."""
     config = site.config
     report = BuildReport()
-    publish.remove_stale_temps(config.site.output, now.timestamp() - publish.STALE_TEMP_SECONDS)
     chosen = [s for s in config.sources if not only or s.name in only]
     states = {s.name: site.source(s.name) for s in chosen}
     with _Ahead(chosen if load is None else (), states, fetcher) as ahead:

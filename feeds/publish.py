@@ -131,10 +131,15 @@ class _Packing(NamedTuple):
 STALE_TEMP_SECONDS = 15 * 60  # far longer than any pass holds a temp file; younger ones may be a live writer's
 
 
-def remove_stale_temps(root: Path, older_than: float) -> int:
-    """Delete the hidden temp files and directories a killed writer left under root, older than `older_than`."""
+def remove_stale_temps(root: Path, older_than: float, directories: Iterable[str] = (".",)) -> int:
+    """Delete the hidden temp files and directories a killed writer left, older than `older_than`.
+
+    Only in `directories` (relative to root; not their subdirectories): a writer leaves temp files
+    only beside the files it writes, so a pass looks where it is about to write, not at every file.
+    """
     removed = 0
-    for path in list(root.rglob(".*.tmp")):
+    stale = [p for d in directories if (root / d).is_dir() for p in (root / d).glob(".*.tmp")]
+    for path in stale:
         with contextlib.suppress(OSError):
             if path.lstat().st_mtime >= older_than:
                 continue

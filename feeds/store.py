@@ -663,6 +663,10 @@ class Store:
         rows = self._select_in("SELECT data, categories FROM entries WHERE id IN ({}) AND data <> ''", ids)
         return [_published(data, categories) for data, categories in rows]
 
+    def page_paths(self, ids: Iterable[str]) -> list[str]:
+        """Our pages of the given entries, as paths under output/."""
+        return [row[0] for row in self._select_in("SELECT page FROM entries WHERE id IN ({}) AND page <> ''", ids)]
+
     def own_pages(self) -> list[str]:
         """The ids of live entries that have a page of ours."""
         return [
@@ -688,15 +692,15 @@ class Store:
             self._db.execute("SELECT EXISTS (SELECT 1 FROM dirty) OR EXISTS (SELECT 1 FROM pending)").fetchone()[0]
         )
 
-    def done(self, names: Iterable[str], written: dict[str, str], now: datetime) -> None:
-        """These pending documents are written; `written` maps each file rewritten to the digest of its bytes."""
+    def done(self, names: Iterable[str], changed: Iterable[str], now: datetime) -> None:
+        """These pending documents are written, and these files of them changed now (for the status page)."""
         stamp = _iso(now)
         with self.transaction():
-            self._db.executemany("DELETE FROM pending WHERE name = ?", [(n,) for n in names])
+            self._db.executemany("DELETE FROM pending WHERE name = ?", ((n,) for n in names))
             self._db.executemany(
-                "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, ?, ?) "
-                "ON CONFLICT (path) DO UPDATE SET fingerprint = excluded.fingerprint, changed = excluded.changed",
-                [(path, digest, stamp) for path, digest in written.items()],
+                "INSERT INTO outputs (path, fingerprint, changed) VALUES (?, '', ?) "
+                "ON CONFLICT (path) DO UPDATE SET changed = excluded.changed",
+                ((path, stamp) for path in changed),
             )
 
     def forget_outputs(self, paths: Iterable[str]) -> None:
