@@ -29,15 +29,6 @@ log = logging.getLogger("feeds")
 DB_NAME = "feeds.db"
 _SETTINGS = "@settings"  # key under which the fingerprint of the configuration last published is kept
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)  # an empty feed has no newest entry; this never moves
-_MEDIA_TYPES = {
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".xhtml": "application/xhtml+xml",
-    ".xml": "application/xml",
-    ".rss": "application/rss+xml",
-    ".atom": "application/atom+xml",
-    ".rdf": "application/rdf+xml",
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
