@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feeds import __version__, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 from feeds.errors import ConfigError, FeedsError
 
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else quiet, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        config = load(args.config)
+        config = load(args.config, ADAPTERS)
     except ConfigError as exc:
         print(
             f"feeds: invalid configuration ({len(exc.problems)} problem{'s' * (len(exc.problems) > 1)}):",

@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from feeds import __version__, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError, SourceError
 from feeds.fetch import Fetcher, user_agent
@@ -112,7 +113,7 @@ class Daemon:
         self, config_path: Path, *, host: str = "127.0.0.1", port: int = 8080, clock: Clock = lambda: datetime.now(UTC)
     ) -> None:
         self.config_path = config_path
-        self.config: Config = load(config_path)
+        self.config: Config = load(config_path, ADAPTERS)
         self.clock = clock
         self.metrics = Metrics()
         self._lock = threading.Lock()  # one writer: feedgen switches the process locale, SQLite wants one user
@@ -209,7 +210,7 @@ class Daemon:
     def reload(self) -> bool:
         """Reread the config; an invalid one is refused and the running one stays."""
         try:
-            config = load(self.config_path)
+            config = load(self.config_path, ADAPTERS)
         except ConfigError as exc:
             log.error(logfmt(event="reload", result="refused", problems=len(exc.problems), error=str(exc)))
             return False

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 
 # In CI the property tests draw the same examples on every run, so a run that passed here passes there;
@@ -58,6 +59,6 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
                 target.write_text(content, encoding="utf-8")
         path = tmp_path / "config.toml"
         path.write_text(site + body, encoding="utf-8")
-        return load(path)
+        return load(path, ADAPTERS)
 
     return make

@@ -46,7 +46,7 @@ def source_for(adapter: str) -> SourceConfig:
             }
         ],
     }
-    return parse(raw, Path("/nonexistent/config.toml")).sources[0]
+    return parse(raw, Path("/nonexistent/config.toml"), ADAPTERS).sources[0]
 
 
 @pytest.mark.slow
