@@ -28,6 +28,7 @@ from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError, SourceError
 from feeds.fetch import Fetcher, user_agent
+from feeds.logfmt import logfmt
 from feeds.model import Document
 from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
@@ -39,17 +40,6 @@ log = logging.getLogger("feeds")
 PID_FILE = "feeds.pid"
 MAX_BACKOFF = timedelta(hours=6)
 Clock = Callable[[], datetime]
-
-
-def logfmt(**fields: object) -> str:
-    """One structured log line: key=value pairs, values quoted when they need it."""
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def backoff(schedule_seconds: int, failures: int) -> timedelta:

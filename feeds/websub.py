@@ -17,6 +17,8 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from feeds.logfmt import logfmt
+
 log = logging.getLogger("feeds.websub")
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -25,17 +27,6 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_RETRY_AFTER = 3600.0
 _RETRY_4XX = frozenset({408, 429})  # request timeout, too many requests: the hub asks to come back
 _BODY_EXCERPT = 200  # characters of a refusing hub's explanation that go into the log line
-
-
-def _logfmt(**fields: object) -> str:
-    # The same spelling as feeds.schedule.logfmt; schedule imports this module, so it cannot be imported here.
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def publish_body(url: str) -> bytes:
@@ -147,7 +138,7 @@ class HubPinger:
         with self._cond:
             if self._closed:
                 for url in wanted:
-                    log.warning(_logfmt(event="websub", hub="-", url=url, result="dropped", error="pinger closed"))
+                    log.warning(logfmt(event="websub", hub="-", url=url, result="dropped", error="pinger closed"))
                 return
             for hub in self._hubs:
                 for url in wanted:
@@ -171,7 +162,7 @@ class HubPinger:
             for hub in self._hubs:
                 for url in hub.pending:
                     self._stats["dropped"] += 1
-                    log.warning(_logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
+                    log.warning(logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
                 hub.pending.clear()
                 hub.queued.clear()
             self._cond.notify_all()
@@ -181,7 +172,7 @@ class HubPinger:
                 hub.thread.join(max(0.0, deadline - time.monotonic()))
                 if hub.thread.is_alive():
                     # Its request ends within the client timeout; closing the client below may end it sooner.
-                    log.warning(_logfmt(event="websub", hub=hub.url, result="abandoned", error="request in flight"))
+                    log.warning(logfmt(event="websub", hub=hub.url, result="abandoned", error="request in flight"))
         self._client.close()
 
     @property
@@ -213,7 +204,7 @@ class HubPinger:
                 self._ping(hub, url)
             except Exception:
                 # A bug here must not kill the worker: the hub would silently never hear from us again.
-                log.exception(_logfmt(event="websub", hub=hub.url, url=url, result="failed", error="internal error"))
+                log.exception(logfmt(event="websub", hub=hub.url, url=url, result="failed", error="internal error"))
                 self._count("failed")
             finally:
                 with self._cond:
@@ -229,7 +220,7 @@ class HubPinger:
             outcome = self._post(hub.url, url)
             if outcome.ok:
                 self._count("sent")
-                log.info(_logfmt(event="websub", hub=hub.url, url=url, result="sent", status=outcome.status))
+                log.info(logfmt(event="websub", hub=hub.url, url=url, result="sent", status=outcome.status))
                 return
             if outcome.wait is not None:
                 # Retry-After speaks for the hub, not this ping: the next ping waits for it too.
@@ -237,7 +228,7 @@ class HubPinger:
             if not outcome.retry or attempt == attempts:
                 self._count("failed")
                 log.warning(
-                    _logfmt(
+                    logfmt(
                         event="websub",
                         hub=hub.url,
                         url=url,
@@ -251,7 +242,7 @@ class HubPinger:
             self._count("retried")
             wait = self._backoff(attempt) if outcome.wait is None else 0.0
             log.info(
-                _logfmt(
+                logfmt(
                     event="websub",
                     hub=hub.url,
                     url=url,
@@ -274,7 +265,7 @@ class HubPinger:
 
     def _drop(self, hub: _Hub, url: str) -> None:
         self._count("dropped")
-        log.warning(_logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
+        log.warning(logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter: after an outage, many publishers do not all come back to the hub in the same second.
