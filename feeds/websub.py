@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode, urlsplit
@@ -18,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 
 from feeds.logfmt import logfmt
+from feeds.retry import backoff, retry_after, worth_retrying
 
 log = logging.getLogger("feeds.websub")
 
@@ -25,7 +25,6 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # A hub asking us to wait longer than this is treated as asking for this long: one ping must not park its
 # hub's worker for days on a misconfigured header, and the ping after it would then go out anyway.
 MAX_RETRY_AFTER = 3600.0
-_RETRY_4XX = frozenset({408, 429})  # request timeout, too many requests: the hub asks to come back
 _BODY_EXCERPT = 200  # characters of a refusing hub's explanation that go into the log line
 
 
@@ -268,8 +267,7 @@ class HubPinger:
         log.warning(logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: after an outage, many publishers do not all come back to the hub in the same second.
-        return self._rng() * min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
+        return backoff(attempt, base=self.backoff_base, ceiling=self.backoff_max, rng=self._rng)
 
     def _count(self, what: str) -> None:
         with self._cond:
@@ -287,8 +285,10 @@ class HubPinger:
                 headers = response.headers
         except httpx.RequestError as exc:  # refused, reset, timed out, DNS: all worth another try
             return _Outcome(ok=False, status=type(exc).__name__, detail=str(exc) or type(exc).__name__, retry=True)
-        if status in _RETRY_4XX or status >= 500:
-            return _Outcome(ok=False, status=status, detail=said, retry=True, wait=_retry_after(headers))
+        if worth_retrying(status):
+            wait = retry_after(headers, datetime.now(UTC))
+            wait = None if wait is None else min(wait, MAX_RETRY_AFTER)
+            return _Outcome(ok=False, status=status, detail=said, retry=True, wait=wait)
         if 300 <= status < 400:
             # A moved hub is a configuration matter: the POST is not replayed elsewhere behind the operator's back.
             where = headers.get("location", "")
@@ -305,26 +305,3 @@ def _excerpt(response: httpx.Response) -> str:
             break
     text = " ".join(data.decode("utf-8", "replace").split())
     return text[:_BODY_EXCERPT] or response.reason_phrase
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date, measured from the hub's Date), capped."""
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    when = _http_date(value)
-    if when is None:
-        return None
-    # The date is on the hub's clock: measure from the hub's Date when it sent one.
-    now = _http_date(headers.get("date", "")) or datetime.now(UTC)
-    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
