@@ -13,6 +13,7 @@ from feeds import __version__, pipeline
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 from feeds.errors import ConfigError, FeedsError
+from feeds.model import FEED_SUFFIXES
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -121,7 +122,7 @@ def _build(config: Config, args: argparse.Namespace) -> int:
             print(f"  moved permanently to {source.redirect}: update its location in {config.path}")
         for line in source.error.splitlines():
             print(f"  error: {line}")
-    feeds = [f for f in report.files if f.path.endswith((".atom", ".rss", ".json"))]
+    feeds = [f for f in report.files if f.path.endswith(FEED_SUFFIXES)]
     for file in feeds:
         state = "written" if file.written else "unchanged"
         print(f"{file.path}: {file.entries} entries, {file.new} new, {file.updated} updated, {state}")
@@ -199,6 +200,6 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
     problems = validate_output(root, known_ids=known, base_url=config.site.base_url)
     for problem in problems:
         print(problem)
-    files = sum(1 for p in root.rglob("*") if p.suffix in (".atom", ".rss", ".json", ".opml", ".html"))
+    files = sum(1 for p in root.rglob("*") if p.suffix in (*FEED_SUFFIXES, ".opml", ".html"))
     print(f"{root}: {files} files checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
     return EXIT_SOURCE_FAILED if problems else EXIT_OK

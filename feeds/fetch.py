@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from feeds.errors import SourceError
-from feeds.model import Document
+from feeds.model import ATOM, RSS, Document
 from feeds.retry import backoff, retry_after, server_now, worth_retrying
 
 
@@ -76,7 +76,7 @@ def user_agent(version: str, contact_url: str) -> str:
 
 
 _ACCEPT = (
-    "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, "
+    f"{ATOM.media_type}, {RSS.media_type}, application/rdf+xml;q=0.9, application/xml;q=0.9, "
     "text/xml;q=0.9, text/html;q=0.8, application/xhtml+xml;q=0.8, text/plain;q=0.5, */*;q=0.1"
 )
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -334,8 +334,8 @@ _SUFFIX_TYPES = {
     ".htm": "text/html",
     ".xhtml": "application/xhtml+xml",
     ".xml": "application/xml",
-    ".rss": "application/rss+xml",
-    ".atom": "application/atom+xml",
+    RSS.suffix: RSS.media_type,
+    ATOM.suffix: ATOM.media_type,
     ".rdf": "application/rdf+xml",
 }
 

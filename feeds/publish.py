@@ -30,12 +30,7 @@ from lxml.html import tostring
 from feeds import _writer
 from feeds.errors import PublishError
 from feeds.helper import cpus
-
-FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("atom", "application/atom+xml", "Atom"),
-    ("rss", "application/rss+xml", "RSS"),
-    ("json", "application/feed+json", "JSON Feed"),
-)
+from feeds.model import FORMATS
 
 
 @dataclass(frozen=True, slots=True)

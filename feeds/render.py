@@ -23,12 +23,9 @@ from feedgen.feed import FeedGenerator
 from feeds import __version__
 from feeds.errors import RenderError
 from feeds.helper import HelperGone
-from feeds.model import Author, Category, Enclosure, Entry
+from feeds.model import ATOM, JSON_FEED, JSON_FEED_VERSION, RSS, Author, Category, Enclosure, Entry
 from feeds.publish import format_day
 
-ATOM_TYPE = "application/atom+xml"
-RSS_TYPE = "application/rss+xml"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
 
 log = logging.getLogger("feeds")
@@ -571,10 +568,10 @@ def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
 
 def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An Atom 1.0 document of `entries`, in the given order."""
-    where = f"{meta.slug}.atom"
+    where = f"{meta.slug}{ATOM.suffix}"
     gen = _generator(atom=True)
     title = clean(meta.title).strip() or meta.slug
-    self_url = clean(meta.url("atom"))
+    self_url = clean(meta.url(ATOM.ext))
     gen.id(self_url)
     gen.title(title)
     gen.subtitle(clean(meta.description).strip() or title)
@@ -583,9 +580,9 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
     gen.author([{"name": clean(meta.author).strip() or title}])
     gen.link(
         [
-            {"href": self_url, "rel": "self", "type": ATOM_TYPE},
+            {"href": self_url, "rel": "self", "type": ATOM.media_type},
             *({"href": clean(hub), "rel": "hub"} for hub in meta.hubs),
-            *({"href": clean(href), "rel": rel, "type": ATOM_TYPE} for rel, href in meta.history_links("atom")),
+            *({"href": clean(href), "rel": rel, "type": ATOM.media_type} for rel, href in meta.history_links(ATOM.ext)),
             {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
         ]
     )
@@ -606,7 +603,7 @@ def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
-    where = f"{meta.slug}.rss"
+    where = f"{meta.slug}{RSS.suffix}"
     gen = _generator(atom=False)
     title = clean(meta.title).strip() or meta.slug
     gen.title(title)
@@ -614,13 +611,13 @@ def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None =
     # The channel <link> is the last link added, so self goes first and the HTML page last.
     gen.link(
         [
-            {"href": clean(meta.url("rss")), "rel": "self", "type": RSS_TYPE},
+            {"href": clean(meta.url(RSS.ext)), "rel": "self", "type": RSS.media_type},
             {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
         ]
     )
     ext = _feed_ext(gen)
     ext.hubs = tuple(clean(hub) for hub in meta.hubs)
-    ext.links = [(rel, clean(href)) for rel, href in meta.history_links("rss")]
+    ext.links = [(rel, clean(href)) for rel, href in meta.history_links(RSS.ext)]
     ext.archive = meta.archive
     ext.namespaces = {"dc": _DC_NS, **({"fh": _FH_NS} if meta.archive else {})}
     gen.updated(_moment(meta.updated))  # lastBuildDate, which feedgen would otherwise set to now
@@ -688,7 +685,7 @@ def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None 
         "version": JSON_FEED_VERSION,
         "title": title,
         "home_page_url": clean(meta.alternate),
-        "feed_url": clean(meta.url("json")),
+        "feed_url": clean(meta.url(JSON_FEED.ext)),
         "description": clean(meta.description).strip() or title,
     }
     if author := clean(meta.author).strip():

@@ -29,7 +29,7 @@ from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError, SourceError
 from feeds.fetch import Fetcher, user_agent
 from feeds.logfmt import logfmt
-from feeds.model import Document
+from feeds.model import FEED_SUFFIXES, Document
 from feeds.publish import html_document
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.store import SourceState, Store
@@ -341,7 +341,7 @@ class Daemon:
     def _note_files(self, files: list[pipeline.FileReport]) -> None:
         changed: list[str] = []
         for file in files:
-            is_feed = file.path.endswith((".atom", ".rss", ".json"))
+            is_feed = file.path.endswith(FEED_SUFFIXES)
             if is_feed:
                 self._feed_entries[file.path] = file.entries
                 self.metrics.feed_entries.labels(file.path).set(file.entries)
@@ -458,7 +458,7 @@ def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, 
 def feed_rows(store: Store, entries: dict[str, int]) -> list[tuple[str, str, str]]:
     """Per feed file: name, entries (when known), last change."""
     changes = store.output_changes()
-    names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
+    names = sorted(n for n in changes if n.endswith(FEED_SUFFIXES) and "/" not in n)
     return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
 
 
