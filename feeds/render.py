@@ -25,6 +25,7 @@ from feeds.errors import RenderError
 from feeds.helper import HelperGone
 from feeds.model import ATOM, JSON_FEED, JSON_FEED_VERSION, RSS, Author, Category, Enclosure, Entry
 from feeds.publish import format_day
+from feeds.sanitize import xml_safe as clean  # lxml refuses a whole document over one such character
 
 GENERATOR = "feeds"
 
@@ -35,9 +36,6 @@ _DC_NS = "http://purl.org/dc/elements/1.1/"
 _FH_NS = "http://purl.org/syndication/history/1.0"
 _EXT = "feeds_ext"  # the attribute feedgen gives our extension on each generator and entry
 _UNTITLED = "(untitled)"
-
-# Everything outside XML 1.0's Char production: lxml refuses the whole document over one of these.
-_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 # feedgen's formatRFC2822 sets the process-wide locale to "C" and back around every RSS date. Two
 # threads doing that at once can restore each other's "C" as the "old" locale, or format a date while
@@ -82,12 +80,6 @@ class FeedMeta:
     def alternate(self) -> str:
         """The feed's HTML page: its rel=alternate."""
         return self.alternate_url or f"{self.base_url}{self.slug}.html"
-
-
-def clean(text: str) -> str:
-    """`text` without the characters XML 1.0 cannot carry (C0 controls, lone surrogates, U+FFFE/U+FFFF)."""
-    # Every illegal character is unprintable, and the check runs in C: most text skips the regex.
-    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
 
 
 # --- entries, cleaned once per render -------------------------------------------------------------
