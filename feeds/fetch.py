@@ -119,8 +119,8 @@ class Fetcher:
         self._hosts_lock = threading.Lock()
         self._transport = transport
         self._user_agent = user_agent
-        # Made on the first fetch: loading the CA bundle takes a fifth of a second, and a pass of
-        # local files never needs it.
+        # Made on the first fetch: loading the CA bundle is slow, and a pass of local files never
+        # needs it.
         self._made: httpx.Client | None = None
         self._made_lock = threading.Lock()
 

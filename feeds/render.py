@@ -722,7 +722,7 @@ def _names(people: tuple[_Person, ...], css: str) -> str:
 
 
 # Paragraphs of text and nothing else (a listing item's content): no tag can stray, and lxml would
-# write them out again byte for byte; most entry pages are these, and parsing was half their cost.
+# write them out again byte for byte; most entry pages are these, so they skip a parse that changes nothing.
 _PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
 
 
@@ -743,8 +743,8 @@ def _reparsed(fragment: str) -> str:
 
 def render_entry_page(entry: Entry, *, site_title: str, language: str, shared: Shared | None = None) -> bytes:
     """An HTML5 page for an entry that has no permalink of its own: its text escaped, its HTML re-parsed."""
-    # Written with html.escape on every value, not lxml's builders: those took ~150 µs a page, which
-    # for a site of listing items (one page each) cost more than rendering all its feeds.
+    # Written with html.escape on every value, not lxml's builders: a site of listing items has one
+    # page per entry, and building each page's elements cost more than rendering all its feeds.
     item = (shared or Shared()).item(entry)
     site = _esc(clean(site_title).strip())
     lang = _esc(clean(language).strip())

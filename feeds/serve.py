@@ -582,9 +582,9 @@ def make_server(
         app,
         host=host,
         port=port,
-        # httptools (uvicorn[standard]) is about twice h11's speed. Not uvloop: under a thousand busy
-        # connections it left new ones unaccepted for seconds (wrk p99 4 s, timeouts); asyncio's loop
-        # accepts promptly (p99 0.23 s) for about a tenth less throughput.
+        # httptools (uvicorn[standard]) parses faster than h11. Not uvloop: under many busy connections
+        # it left new ones unaccepted long enough for clients to time out; asyncio's loop accepts them
+        # promptly, for a little less throughput.
         http=_HttpProtocol,
         loop="asyncio",
         lifespan="on",

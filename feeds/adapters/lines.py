@@ -18,8 +18,8 @@ Kind = Literal["text", "heading", "item", "type"]
 class Line(NamedTuple):
     """One line of reading matter and what the markup said about it.
 
-    A named tuple rather than a frozen dataclass: as immutable, and several times cheaper to build,
-    which counts at one per line of every page read.
+    A named tuple rather than a frozen dataclass: as immutable, and cheaper to build, which counts
+    at one per line of every page read.
     """
 
     number: int  # 1-based line in the document; for HTML, the line the element starts on
