@@ -19,8 +19,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import NOW, contents, files
 from lxml import etree, html
+from site_helpers import NOW, contents, files
 
 from feeds import pipeline
 from feeds.adapters import ADAPTERS

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from site_helpers import DATA
 
 from feeds.adapters import ADAPTERS
 from feeds.config import SourceConfig, parse

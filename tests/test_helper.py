@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOW, SITE, contents
+from site_helpers import NOW, SITE, contents
 
 from feeds import helper as helper_module
 from feeds import pipeline, render
