@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from render_alone import feedgen_alone
 
 from feeds import collate, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import load
 from feeds.pages import format_day
 
@@ -118,7 +119,7 @@ def main() -> None:
             root = Path(tmp) / f"run-{run}"
             root.mkdir()
             write_sources(root, args.entries, args.categories)
-            config = load(root / "config.toml")
+            config = load(root / "config.toml", ADAPTERS)
             if run == 0:
                 per_file = creation_cost(root)
 

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 
 from feeds import __version__, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.fetch import Fetcher, user_agent
 from feeds.model import Document
@@ -213,7 +214,7 @@ def cycle(config: Config, now: datetime, mode: str, stats_port: int) -> dict[str
 
 def client(mode: str, ports: list[int], sources: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        config = load(write_config(Path(tmp), ports, sources))
+        config = load(write_config(Path(tmp), ports, sources), ADAPTERS)
         base = peak_mib()
         first = cycle(config, NOW, mode, ports[0])
         second = cycle(config, NOW + timedelta(minutes=15), mode, ports[0])

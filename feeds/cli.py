@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from feeds import __version__, documents, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 from feeds.errors import ConfigError, FeedsError
+from feeds.model import FEED_SUFFIXES
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -80,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else quiet, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        config = load(args.config)
+        config = load(args.config, ADAPTERS)
     except ConfigError as exc:
         print(
             f"feeds: invalid configuration ({len(exc.problems)} problem{'s' * (len(exc.problems) > 1)}):",
@@ -120,7 +122,7 @@ def _build(config: Config, args: argparse.Namespace) -> int:
             print(f"  moved permanently to {source.redirect}: update its location in {config.path}")
         for line in source.error.splitlines():
             print(f"  error: {line}")
-    is_feed = [f.path.endswith((".atom", ".rss", ".json")) for f in report.files]
+    is_feed = [f.path.endswith(FEED_SUFFIXES) for f in report.files]
     for file, feed in zip(report.files, is_feed, strict=True):
         if feed:
             state = "written" if file.written else "unchanged"
@@ -199,6 +201,6 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
     problems = validate_output(root, known_ids=known, base_url=config.site.base_url)
     for problem in problems:
         print(problem)
-    files = sum(1 for p in root.rglob("*") if p.suffix in (".atom", ".rss", ".json", ".opml", ".html"))
+    files = sum(1 for p in root.rglob("*") if p.suffix in (*FEED_SUFFIXES, ".opml", ".html"))
     print(f"{root}: {files} files checked, {len(problems)} problem{'s' * (len(problems) != 1)}")
     return EXIT_SOURCE_FAILED if problems else EXIT_OK

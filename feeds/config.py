@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -212,8 +212,16 @@ _CATEGORY_KEYS = {"slug", "title", "description", "types", "sources", "keywords"
 _SOURCE_KEYS = {"name", "adapter", "location", "time_zone", "schedule", "categories", "options"}
 
 
-def load(path: Path | str) -> Config:
-    """Read and validate a config file; raise ConfigError listing every problem."""
+class OptionsChecker(Protocol):
+    """What validation needs of an adapter: the problems it finds with a source's `[sources.options]`."""
+
+    def check_options(self, options: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Problems as (option key, message) pairs; empty when fine."""
+        ...
+
+
+def load(path: Path | str, adapters: Mapping[str, OptionsChecker]) -> Config:
+    """Read and validate a config file against the adapter registry; raise ConfigError listing every problem."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -223,13 +231,16 @@ def load(path: Path | str) -> Config:
         raise ConfigError([(str(path), f"cannot read: {exc}")]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from exc
-    return parse(raw, path)
+    return parse(raw, path, adapters)
 
 
-def parse(raw: Mapping[str, Any], path: Path) -> Config:
-    """Validate an already-decoded TOML document; `path` anchors relative paths."""
-    from feeds.adapters import ADAPTERS  # the registry lives with the adapters; imported late to avoid a cycle
+def parse(raw: Mapping[str, Any], path: Path, adapters: Mapping[str, OptionsChecker] | None = None) -> Config:
+    """Validate an already-decoded TOML document; `path` anchors relative paths.
 
+    `adapters` is the registry (feeds.adapters.ADAPTERS) that adapter names and options are checked
+    against. It is handed in because the adapters read SourceConfig: config stays below them. Without
+    it, names and options are taken as written, as for a document built in code for one adapter.
+    """
     r = _Reader()
     base = path.parent
     r.unknown(raw, {"site", "categories", "sources"}, "")
@@ -312,8 +323,8 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
         if any(s.name == name for s in sources):
             r.problem(f"{where}.name", f'"{name}" is used by an earlier source')
         adapter = r.get(src, "adapter", where, str, "", required=True)
-        if adapter and adapter not in ADAPTERS:
-            r.problem(f"{where}.adapter", f'unknown adapter "{adapter}" (known: {", ".join(sorted(ADAPTERS))})')
+        if adapter and adapters is not None and adapter not in adapters:
+            r.problem(f"{where}.adapter", f'unknown adapter "{adapter}" (known: {", ".join(sorted(adapters))})')
         location = r.get(src, "location", where, str, "", required=True)
         if location and not location.startswith(("http://", "https://")):
             if "://" in location:
@@ -339,8 +350,8 @@ def parse(raw: Mapping[str, Any], path: Path) -> Config:
                     f"must be a category slug (lowercase letters, digits, hyphens), got {slug!r}",
                 )
         options = r.get(src, "options", where, dict, {})
-        if adapter in ADAPTERS:
-            for key, what in ADAPTERS[adapter].check_options(options):
+        if adapters is not None and adapter in adapters:
+            for key, what in adapters[adapter].check_options(options):
                 r.problem(f"{where}.options.{key}", what)
         sources.append(
             SourceConfig(

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from feeds import collate, pages, publish, render
 from feeds.config import Config
 from feeds.errors import RenderError
-from feeds.model import Category, Entry, slugify
+from feeds.model import ATOM, FEED_SUFFIXES, FORMATS, RSS, Category, Entry, Format, slugify
 from feeds.store import DocumentRow, Member, Published, Store, micros
 
 log = logging.getLogger("feeds")
@@ -35,7 +35,6 @@ _FEED = "feed:"  # + slug: a category's current documents, its page, and its ope
 _ARCHIVE = "archive:"  # + slug + ":" + number: a final archive page
 _PAGE = "page:"  # + entry id: our page for an entry without a link of its own
 _DROP = "drop:"  # + path under output/: a file, or a category's files (drop:feed:slug), no longer published
-_FORMATS = ("atom", "rss", "json")
 
 
 def entry_page_path(entry: Entry) -> str:
@@ -284,7 +283,7 @@ def plan(store: Store, config: Config) -> Plan:
         elif name.startswith(f"{_DROP}{_FEED}"):
             slug = name[len(_DROP) + len(_FEED) :]
             if slug not in live:  # it may have come back since
-                drops += [f"{slug}.{ext}" for ext in (*_FORMATS, "html")] + [f"archive/{slug}/"]
+                drops += [f"{slug}{suffix}" for suffix in (*FEED_SUFFIXES, ".html")] + [f"archive/{slug}/"]
         elif name.startswith(_DROP):
             drops.append(name[len(_DROP) :])
     return Plan(pages=pages, archives=archives, feeds=feeds, site=site, drops=drops)
@@ -380,9 +379,9 @@ def _feed(store: Store, config: Config, category: Category, ttl: int, changes: C
     meta = _meta(config, category, rows, ttl, history=history)
     new = sum(1 for r in rows if r.id in changes.new)
     updated = sum(1 for r in rows if r.id in changes.changed)
-    for ext in _FORMATS:
-        name = f"{category.slug}.{ext}"
-        data = _document(ext, meta, rows)
+    for fmt in FORMATS:
+        name = f"{category.slug}{fmt.suffix}"
+        data = _document(fmt, meta, rows)
         yield Rendered(publish.Write(name, data), FileReport(path=name, entries=len(rows), new=new, updated=updated))
     link = pages.FeedLink(slug=category.slug, title=category.title, description=category.description, entries=len(rows))
     page = pages.category_html(
@@ -416,15 +415,15 @@ def _archive(store: Store, config: Config, category: Category, number: int, ttl:
     if number < last:
         history.append(("next-archive", f"archive/{category.slug}/{number + 1}"))
     meta = _meta(config, category, rows, ttl, history=tuple(history), path=stem, archive=True)
-    for ext in _FORMATS[:2]:
-        name = f"{stem}.{ext}"
-        yield Rendered(publish.Write(name, _document(ext, meta, rows)), FileReport(path=name, entries=len(rows)))
+    for fmt in (ATOM, RSS):  # RFC 5005 archives are Atom's and RSS's; JSON Feed has none
+        name = f"{stem}{fmt.suffix}"
+        yield Rendered(publish.Write(name, _document(fmt, meta, rows)), FileReport(path=name, entries=len(rows)))
 
 
-def _document(ext: str, meta: render.FeedMeta, rows: Sequence[DocumentRow]) -> bytes:
-    if ext == "atom":
+def _document(fmt: Format, meta: render.FeedMeta, rows: Sequence[DocumentRow]) -> bytes:
+    if fmt is ATOM:
         return render.atom_document(meta, [r.atom for r in rows])
-    if ext == "rss":
+    if fmt is RSS:
         return render.rss_document(meta, [r.rss for r in rows])
     return render.json_document(meta, [r.json for r in rows])
 

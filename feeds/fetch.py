@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import NoReturn, Self
@@ -20,7 +20,8 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from feeds.errors import SourceError
-from feeds.model import Document
+from feeds.model import ATOM, RSS, Document
+from feeds.retry import backoff, retry_after, server_now, worth_retrying
 
 
 class SourceGone(SourceError):
@@ -75,13 +76,11 @@ def user_agent(version: str, contact_url: str) -> str:
 
 
 _ACCEPT = (
-    "application/atom+xml, application/rss+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, "
+    f"{ATOM.media_type}, {RSS.media_type}, application/rdf+xml;q=0.9, application/xml;q=0.9, "
     "text/xml;q=0.9, text/html;q=0.8, application/xhtml+xml;q=0.8, text/plain;q=0.5, */*;q=0.1"
 )
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
-_TRANSIENT = frozenset({500, 502, 503, 504})
-_SLOW_DOWN = frozenset({429, 503})
 
 
 class _Retry(Exception):
@@ -120,8 +119,8 @@ class Fetcher:
         self._hosts_lock = threading.Lock()
         self._transport = transport
         self._user_agent = user_agent
-        # Made on the first fetch: loading the CA bundle takes a fifth of a second, and a pass of
-        # local files never needs it.
+        # Made on the first fetch: loading the CA bundle is slow, and a pass of local files never
+        # needs it.
         self._made: httpx.Client | None = None
         self._made_lock = threading.Lock()
 
@@ -171,9 +170,7 @@ class Fetcher:
                 self._sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: many sources failing together do not come back in lockstep.
-        ceiling = min(self.limits.backoff_max, self.limits.backoff_base * 2.0 ** (attempt - 1))
-        return self._rng() * ceiling
+        return backoff(attempt, base=self.limits.backoff_base, ceiling=self.limits.backoff_max, rng=self._rng)
 
     def _attempt(self, source: str, location: str, validators: Validators) -> FetchResult:
         deadline = self._clock() + self.limits.total_timeout
@@ -264,10 +261,8 @@ class Fetcher:
             raise SourceGone(
                 source, f"{url} answered {said}: the source was removed for good; remove it from the configuration"
             )
-        if status in _SLOW_DOWN:
-            self._slow_down(source, url, said, response.headers)
-        if status in _TRANSIENT:
-            raise _Retry(f"{url} answered {said}")
+        if worth_retrying(status):
+            self._try_again(source, url, said, response.headers)
         if not 200 <= status < 300:
             raise SourceError(source, f"{url} answered {said}")
         body = self._read(source, url, response, deadline)
@@ -286,15 +281,12 @@ class Fetcher:
             bytes_received=len(body),
         )
 
-    def _slow_down(self, source: str, url: str, said: str, headers: httpx.Headers) -> NoReturn:
-        # A Retry-After date is on the server's clock: measure it from the server's Date when there is one.
-        dates = headers.get_list("date")
-        now = (_http_date(dates[0]) if dates else None) or self._now()
-        wait = _retry_after_seconds(headers.get("retry-after", ""), now)
+    def _try_again(self, source: str, url: str, said: str, headers: httpx.Headers) -> NoReturn:
+        wait = retry_after(headers, self._now())
         if wait is None:
             raise _Retry(f"{url} answered {said}")
         if wait > self.limits.backoff_max:
-            when = (now + timedelta(seconds=wait)).astimezone(UTC)
+            when = (server_now(headers, self._now()) + timedelta(seconds=wait)).astimezone(UTC)
             raise SourceError(
                 source,
                 f"{url} answered {said} and asks to retry after {when:%Y-%m-%d %H:%M:%S} UTC "
@@ -335,26 +327,6 @@ def _redirect_target(source: str, url: str, response: httpx.Response) -> str:
     return target
 
 
-def _retry_after_seconds(value: str, now: datetime) -> float | None:
-    """Retry-After as seconds from `now`: delta-seconds or an HTTP date; None when absent or unreadable."""
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    when = _http_date(value)
-    return None if when is None else max(0.0, (when - now).total_seconds())
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    # "-0000" in RFC 5322 means UTC with an unknown local zone; HTTP dates are always GMT.
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
 # --- local files ------------------------------------------------------------------------------
 
 _SUFFIX_TYPES = {
@@ -362,8 +334,8 @@ _SUFFIX_TYPES = {
     ".htm": "text/html",
     ".xhtml": "application/xhtml+xml",
     ".xml": "application/xml",
-    ".rss": "application/rss+xml",
-    ".atom": "application/atom+xml",
+    RSS.suffix: RSS.media_type,
+    ATOM.suffix: ATOM.media_type,
     ".rdf": "application/rdf+xml",
 }
 

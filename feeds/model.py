@@ -8,6 +8,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
+from typing import NamedTuple
+
+
+class Format(NamedTuple):
+    """A feed format we publish: the file suffix (without its dot), the media type, the name readers see."""
+
+    ext: str
+    media_type: str
+    label: str
+
+    @property
+    def suffix(self) -> str:
+        return "." + self.ext
+
+
+ATOM = Format("atom", "application/atom+xml", "Atom")
+RSS = Format("rss", "application/rss+xml", "RSS")
+JSON_FEED = Format("json", "application/feed+json", "JSON Feed")
+FORMATS = (ATOM, RSS, JSON_FEED)  # in the order pages offer them
+FEED_SUFFIXES = tuple(f.suffix for f in FORMATS)  # a tuple, for str.endswith
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
 
 def _aware(value: datetime, what: str) -> None:

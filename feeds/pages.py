@@ -15,14 +15,8 @@ import lxml.html  # type: ignore[import-untyped, unused-ignore]
 from lxml import etree
 from lxml.html import builder as E
 
-from feeds.model import Author, Entry
+from feeds.model import FORMATS, Author, Entry
 from feeds.sanitize import xml_safe
-
-FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("atom", "application/atom+xml", "Atom"),
-    ("rss", "application/rss+xml", "RSS"),
-    ("json", "application/feed+json", "JSON Feed"),
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import itertools
 import json
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,11 +19,9 @@ from feedgen.feed import FeedGenerator
 
 from feeds import __version__
 from feeds.errors import RenderError
-from feeds.model import Author, Category, Enclosure, Entry
+from feeds.model import ATOM, JSON_FEED, JSON_FEED_VERSION, RSS, Author, Category, Enclosure, Entry
+from feeds.sanitize import xml_safe as clean  # lxml refuses a whole document over one such character
 
-ATOM_TYPE = "application/atom+xml"
-RSS_TYPE = "application/rss+xml"
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 GENERATOR = "feeds"
 # The version of what entries render as. Raise it when a change here changes an entry's bytes in any
 # format: every entry is then rendered again. A release that renders the same bytes keeps it.
@@ -35,9 +32,6 @@ _DC_NS = "http://purl.org/dc/elements/1.1/"
 _FH_NS = "http://purl.org/syndication/history/1.0"
 _EXT = "feeds_ext"  # the attribute feedgen gives our extension on each generator and entry
 _UNTITLED = "(untitled)"
-
-# Everything outside XML 1.0's Char production: lxml refuses the whole document over one of these.
-_XML_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 # feedgen's formatRFC2822 sets the process-wide locale to "C" and back around every RSS date. Two
 # threads doing that at once can restore each other's "C" as the "old" locale, or format a date while
@@ -82,12 +76,6 @@ class FeedMeta:
     def alternate(self) -> str:
         """The feed's HTML page: its rel=alternate."""
         return self.alternate_url or f"{self.base_url}{self.slug}.html"
-
-
-def clean(text: str) -> str:
-    """`text` without the characters XML 1.0 cannot carry (C0 controls, lone surrogates, U+FFFE/U+FFFF)."""
-    # Every illegal character is unprintable, and the check runs in C: most text skips the regex.
-    return text if text.isprintable() else _XML_ILLEGAL.sub("", text)
 
 
 # --- entries, cleaned once per render -------------------------------------------------------------
@@ -483,15 +471,16 @@ def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
 
 def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An Atom 1.0 document of `entries`, in the given order."""
-    return atom_document(meta, (shared or Shared()).fragments("atom", meta.base_url, entries, f"{meta.slug}.atom"))
+    fragments = (shared or Shared()).fragments("atom", meta.base_url, entries, f"{meta.slug}{ATOM.suffix}")
+    return atom_document(meta, fragments)
 
 
 def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
     """An Atom 1.0 document of entries already rendered (Shared.fragments), in the given order."""
-    where = f"{meta.slug}.atom"
+    where = f"{meta.slug}{ATOM.suffix}"
     gen = _generator(atom=True)
     title = clean(meta.title).strip() or meta.slug
-    self_url = clean(meta.url("atom"))
+    self_url = clean(meta.url(ATOM.ext))
     gen.id(self_url)
     gen.title(title)
     gen.subtitle(clean(meta.description).strip() or title)
@@ -500,9 +489,9 @@ def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
     gen.author([{"name": clean(meta.author).strip() or title}])
     gen.link(
         [
-            {"href": self_url, "rel": "self", "type": ATOM_TYPE},
+            {"href": self_url, "rel": "self", "type": ATOM.media_type},
             *({"href": clean(hub), "rel": "hub"} for hub in meta.hubs),
-            *({"href": clean(href), "rel": rel, "type": ATOM_TYPE} for rel, href in meta.history_links("atom")),
+            *({"href": clean(href), "rel": rel, "type": ATOM.media_type} for rel, href in meta.history_links(ATOM.ext)),
             {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
         ]
     )
@@ -522,12 +511,12 @@ def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
 
 def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
     """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
-    return rss_document(meta, (shared or Shared()).fragments("rss", meta.base_url, entries, f"{meta.slug}.rss"))
+    return rss_document(meta, (shared or Shared()).fragments("rss", meta.base_url, entries, f"{meta.slug}{RSS.suffix}"))
 
 
 def rss_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
     """An RSS 2.0 document of items already rendered (Shared.fragments), in the given order."""
-    where = f"{meta.slug}.rss"
+    where = f"{meta.slug}{RSS.suffix}"
     gen = _generator(atom=False)
     title = clean(meta.title).strip() or meta.slug
     gen.title(title)
@@ -535,13 +524,13 @@ def rss_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
     # The channel <link> is the last link added, so self goes first and the HTML page last.
     gen.link(
         [
-            {"href": clean(meta.url("rss")), "rel": "self", "type": RSS_TYPE},
+            {"href": clean(meta.url(RSS.ext)), "rel": "self", "type": RSS.media_type},
             {"href": clean(meta.alternate), "rel": "alternate", "type": "text/html"},
         ]
     )
     ext = _feed_ext(gen)
     ext.hubs = tuple(clean(hub) for hub in meta.hubs)
-    ext.links = [(rel, clean(href)) for rel, href in meta.history_links("rss")]
+    ext.links = [(rel, clean(href)) for rel, href in meta.history_links(RSS.ext)]
     ext.archive = meta.archive
     ext.namespaces = {"dc": _DC_NS, **({"fh": _FH_NS} if meta.archive else {})}
     gen.updated(_moment(meta.updated))  # lastBuildDate, which feedgen would otherwise set to now
@@ -614,7 +603,7 @@ def json_document(meta: FeedMeta, items: Sequence[bytes]) -> bytes:
         "version": JSON_FEED_VERSION,
         "title": title,
         "home_page_url": clean(meta.alternate),
-        "feed_url": clean(meta.url("json")),
+        "feed_url": clean(meta.url(JSON_FEED.ext)),
         "description": clean(meta.description).strip() or title,
     }
     if author := clean(meta.author).strip():

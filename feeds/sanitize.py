@@ -26,11 +26,12 @@ _URL_ATTRIBUTES = frozenset({"href", "src"})
 # Their text is code or markup, never reading matter, so it goes with the tag.
 _DROP_WITH_CONTENT = frozenset({"script", "style", "template", "noscript", "textarea", "select"})
 
-# Outside the XML 1.0 Char production (C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF), plus
-# what feed validators reject although XML tolerates it: DEL, C1 controls and the noncharacters. The
-# noncharacters beyond the BMP (U+1FFFE, U+1FFFF, ... U+10FFFF) are caught by one range and told apart
-# from the characters between them in `_unwanted`: a class listing those 32 one by one is ten times
-# slower to scan with.
+# The characters no feed or page of ours carries. First, everything outside the XML 1.0 Char production
+# (C0 controls but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF): exactly what lxml, and so feedgen, refuses.
+# Then what XML 1.0 allows but discourages (section 2.2): DEL, the C1 controls, the Unicode noncharacters.
+# The noncharacters beyond the BMP (U+1FFFE, U+1FFFF, ... U+10FFFF) are caught by one range and told
+# apart from the characters between them in `_unwanted`, because a class listing those 32 one by one
+# makes every scan of ordinary text slower.
 _XML_ILLEGAL = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U0001fffe-\U0010ffff]"
 )
@@ -43,7 +44,11 @@ _SPACE = re.compile(r"\s+")
 
 
 def xml_safe(text: str) -> str:
-    """`text` without the characters XML 1.0 forbids or feed validators reject; line breaks are kept."""
+    """`text` without the characters XML 1.0 forbids or discourages; tab and line breaks are kept.
+
+    The one definition of those characters: the adapters clean source text with it, and render.py
+    cleans every value it puts in a feed or page with it.
+    """
     # Every unwanted character is unprintable, and the check runs in C: short text skips the regex.
     if text.isprintable() or _XML_ILLEGAL.search(text) is None:
         return text

@@ -22,9 +22,12 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from feeds import __version__, documents, pages, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import Fetcher, user_agent
+from feeds.logfmt import logfmt
+from feeds.model import FEED_SUFFIXES
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.websub import HubPinger
 
@@ -33,17 +36,6 @@ log = logging.getLogger("feeds")
 PID_FILE = "feeds.pid"
 MAX_BACKOFF = timedelta(hours=6)
 Clock = Callable[[], datetime]
-
-
-def logfmt(**fields: object) -> str:
-    """One structured log line: key=value pairs, values quoted when they need it."""
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def backoff(schedule_seconds: int, failures: int) -> timedelta:
@@ -107,7 +99,7 @@ class Daemon:
         self, config_path: Path, *, host: str = "127.0.0.1", port: int = 8080, clock: Clock = lambda: datetime.now(UTC)
     ) -> None:
         self.config_path = config_path
-        self.config: Config = load(config_path)
+        self.config: Config = load(config_path, ADAPTERS)
         self.clock = clock
         self.metrics = Metrics()
         self._lock = threading.Lock()  # one writer: feedgen switches the process locale, SQLite wants one user
@@ -202,7 +194,7 @@ class Daemon:
     def reload(self) -> bool:
         """Reread the config; an invalid one is refused and the running one stays."""
         try:
-            config = load(self.config_path)
+            config = load(self.config_path, ADAPTERS)
         except ConfigError as exc:
             log.error(logfmt(event="reload", result="refused", problems=len(exc.problems), error=str(exc)))
             return False
@@ -332,7 +324,7 @@ class Daemon:
     def _note_files(self, files: list[documents.FileReport]) -> None:
         changed: list[str] = []
         for file in files:
-            is_feed = file.path.endswith((".atom", ".rss", ".json"))
+            is_feed = file.path.endswith(FEED_SUFFIXES)
             if is_feed:
                 self._feed_entries[file.path] = file.entries
                 self.metrics.feed_entries.labels(file.path).set(file.entries)
@@ -453,7 +445,7 @@ def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, st
 def feed_rows(store: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, str, str]]:
     """Per feed file: name, entries (when known), last change."""
     changes = store.output_changes()
-    names = sorted(n for n in changes if n.endswith((".atom", ".rss", ".json")) and "/" not in n)
+    names = sorted(n for n in changes if n.endswith(FEED_SUFFIXES) and "/" not in n)
     return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
 
 

@@ -24,6 +24,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from feeds.errors import FeedsError
+from feeds.model import FEED_SUFFIXES, FORMATS
 
 __all__ = ["DynamicResponse", "ServerThread", "StaticFeeds", "bind_socket", "make_server", "run_server"]
 
@@ -40,9 +41,7 @@ LONG_MAX_AGE = 31_536_000  # one year: archive files never change once written
 
 # Media types by suffix. The feed types carry charset so that readers never guess an encoding.
 MEDIA_TYPES: dict[str, bytes] = {
-    ".atom": b"application/atom+xml; charset=utf-8",
-    ".rss": b"application/rss+xml; charset=utf-8",
-    ".json": b"application/feed+json; charset=utf-8",
+    **{f.suffix: f"{f.media_type}; charset=utf-8".encode() for f in FORMATS},
     ".html": b"text/html; charset=utf-8",
     ".opml": b"text/x-opml; charset=utf-8",
     ".xml": b"application/xml; charset=utf-8",
@@ -57,8 +56,7 @@ MEDIA_TYPES: dict[str, bytes] = {
     ".gz": b"application/gzip",
 }
 DEFAULT_MEDIA_TYPE = b"application/octet-stream"
-COMPRESSIBLE = frozenset({".atom", ".rss", ".json", ".html", ".opml", ".xml", ".xsl", ".css", ".js", ".txt", ".svg"})
-FEED_SUFFIXES = frozenset({".atom", ".rss", ".json"})
+COMPRESSIBLE = frozenset({*FEED_SUFFIXES, ".html", ".opml", ".xml", ".xsl", ".css", ".js", ".txt", ".svg"})
 
 _NOSNIFF: Header = (b"x-content-type-options", b"nosniff")
 _VARY: Header = (b"vary", b"Accept-Encoding")
@@ -584,9 +582,9 @@ def make_server(
         app,
         host=host,
         port=port,
-        # httptools (uvicorn[standard]) is about twice h11's speed. Not uvloop: under a thousand busy
-        # connections it left new ones unaccepted for seconds (wrk p99 4 s, timeouts); asyncio's loop
-        # accepts promptly (p99 0.23 s) for about a tenth less throughput.
+        # httptools (uvicorn[standard]) parses faster than h11. Not uvloop: under many busy connections
+        # it left new ones unaccepted long enough for clients to time out; asyncio's loop accepts them
+        # promptly, for a little less throughput.
         http=_HttpProtocol,
         loop="asyncio",
         lifespan="on",

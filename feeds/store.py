@@ -242,7 +242,7 @@ _string = encode_basestring
 def _content_text(entry: Entry) -> str:
     """`_CANONICAL.encode(_content(entry))`, written out in its key order.
 
-    Twice as fast: the encoder sets itself up again on every call, which costs more than the text.
+    Not the encoder itself: it sets itself up again on every call, which costs more than the text.
     """
     try:
         return (

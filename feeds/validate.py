@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import lxml.html
 from lxml import etree
 
-JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+from feeds.model import ATOM, JSON_FEED, JSON_FEED_VERSION, RSS
 
 _A = "{http://www.w3.org/2005/Atom}"
 _FH_ARCHIVE = "{http://purl.org/syndication/history/1.0}archive"
@@ -258,12 +258,14 @@ class _Checker:
         for p in top:
             by_ext.setdefault(p.suffix, []).append(p)
         archive_dir = self.root / "archive"
-        archives = sorted(p for p in archive_dir.rglob("*.atom") if p.is_file()) if archive_dir.is_dir() else []
-        for path in [*by_ext.get(".atom", []), *archives]:
+        archives = (
+            sorted(p for p in archive_dir.rglob(f"*{ATOM.suffix}") if p.is_file()) if archive_dir.is_dir() else []
+        )
+        for path in [*by_ext.get(ATOM.suffix, []), *archives]:
             self.atom_file(path)
-        for path in by_ext.get(".rss", []):
+        for path in by_ext.get(RSS.suffix, []):
             self.rss_file(path)
-        for path in by_ext.get(".json", []):
+        for path in by_ext.get(JSON_FEED.suffix, []):
             self.json_file(path)
         for path in by_ext.get(".html", []):
             self.html_file(path)
@@ -760,7 +762,7 @@ class _Checker:
             if rel in reached:
                 continue
             parts = rel.split("/")
-            current = f"{parts[1]}.atom" if len(parts) == 3 else ""
+            current = f"{parts[1]}{ATOM.suffix}" if len(parts) == 3 else ""
             if current and (self.root / current).is_file():
                 self.add(rel, 0, f"archive not reached by following prev-archive links from {current}")
             else:

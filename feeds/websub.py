@@ -10,12 +10,14 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+
+from feeds.logfmt import logfmt
+from feeds.retry import backoff, retry_after, worth_retrying
 
 log = logging.getLogger("feeds.websub")
 
@@ -23,19 +25,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # A hub asking us to wait longer than this is treated as asking for this long: one ping must not park its
 # hub's worker for days on a misconfigured header, and the ping after it would then go out anyway.
 MAX_RETRY_AFTER = 3600.0
-_RETRY_4XX = frozenset({408, 429})  # request timeout, too many requests: the hub asks to come back
 _BODY_EXCERPT = 200  # characters of a refusing hub's explanation that go into the log line
-
-
-def _logfmt(**fields: object) -> str:
-    # The same spelling as feeds.schedule.logfmt; schedule imports this module, so it cannot be imported here.
-    parts = []
-    for key, value in fields.items():
-        text = str(value)
-        if not text or any(c in text for c in ' "=\n'):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-        parts.append(f"{key}={text}")
-    return " ".join(parts)
 
 
 def publish_body(url: str) -> bytes:
@@ -147,7 +137,7 @@ class HubPinger:
         with self._cond:
             if self._closed:
                 for url in wanted:
-                    log.warning(_logfmt(event="websub", hub="-", url=url, result="dropped", error="pinger closed"))
+                    log.warning(logfmt(event="websub", hub="-", url=url, result="dropped", error="pinger closed"))
                 return
             for hub in self._hubs:
                 for url in wanted:
@@ -171,7 +161,7 @@ class HubPinger:
             for hub in self._hubs:
                 for url in hub.pending:
                     self._stats["dropped"] += 1
-                    log.warning(_logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
+                    log.warning(logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
                 hub.pending.clear()
                 hub.queued.clear()
             self._cond.notify_all()
@@ -181,7 +171,7 @@ class HubPinger:
                 hub.thread.join(max(0.0, deadline - time.monotonic()))
                 if hub.thread.is_alive():
                     # Its request ends within the client timeout; closing the client below may end it sooner.
-                    log.warning(_logfmt(event="websub", hub=hub.url, result="abandoned", error="request in flight"))
+                    log.warning(logfmt(event="websub", hub=hub.url, result="abandoned", error="request in flight"))
         self._client.close()
 
     @property
@@ -213,7 +203,7 @@ class HubPinger:
                 self._ping(hub, url)
             except Exception:
                 # A bug here must not kill the worker: the hub would silently never hear from us again.
-                log.exception(_logfmt(event="websub", hub=hub.url, url=url, result="failed", error="internal error"))
+                log.exception(logfmt(event="websub", hub=hub.url, url=url, result="failed", error="internal error"))
                 self._count("failed")
             finally:
                 with self._cond:
@@ -229,7 +219,7 @@ class HubPinger:
             outcome = self._post(hub.url, url)
             if outcome.ok:
                 self._count("sent")
-                log.info(_logfmt(event="websub", hub=hub.url, url=url, result="sent", status=outcome.status))
+                log.info(logfmt(event="websub", hub=hub.url, url=url, result="sent", status=outcome.status))
                 return
             if outcome.wait is not None:
                 # Retry-After speaks for the hub, not this ping: the next ping waits for it too.
@@ -237,7 +227,7 @@ class HubPinger:
             if not outcome.retry or attempt == attempts:
                 self._count("failed")
                 log.warning(
-                    _logfmt(
+                    logfmt(
                         event="websub",
                         hub=hub.url,
                         url=url,
@@ -251,7 +241,7 @@ class HubPinger:
             self._count("retried")
             wait = self._backoff(attempt) if outcome.wait is None else 0.0
             log.info(
-                _logfmt(
+                logfmt(
                     event="websub",
                     hub=hub.url,
                     url=url,
@@ -274,11 +264,10 @@ class HubPinger:
 
     def _drop(self, hub: _Hub, url: str) -> None:
         self._count("dropped")
-        log.warning(_logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
+        log.warning(logfmt(event="websub", hub=hub.url, url=url, result="dropped", error="shutting down"))
 
     def _backoff(self, attempt: int) -> float:
-        # Full jitter: after an outage, many publishers do not all come back to the hub in the same second.
-        return self._rng() * min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
+        return backoff(attempt, base=self.backoff_base, ceiling=self.backoff_max, rng=self._rng)
 
     def _count(self, what: str) -> None:
         with self._cond:
@@ -296,8 +285,10 @@ class HubPinger:
                 headers = response.headers
         except httpx.RequestError as exc:  # refused, reset, timed out, DNS: all worth another try
             return _Outcome(ok=False, status=type(exc).__name__, detail=str(exc) or type(exc).__name__, retry=True)
-        if status in _RETRY_4XX or status >= 500:
-            return _Outcome(ok=False, status=status, detail=said, retry=True, wait=_retry_after(headers))
+        if worth_retrying(status):
+            wait = retry_after(headers, datetime.now(UTC))
+            wait = None if wait is None else min(wait, MAX_RETRY_AFTER)
+            return _Outcome(ok=False, status=status, detail=said, retry=True, wait=wait)
         if 300 <= status < 400:
             # A moved hub is a configuration matter: the POST is not replayed elsewhere behind the operator's back.
             where = headers.get("location", "")
@@ -314,26 +305,3 @@ def _excerpt(response: httpx.Response) -> str:
             break
     text = " ".join(data.decode("utf-8", "replace").split())
     return text[:_BODY_EXCERPT] or response.reason_phrase
-
-
-def _retry_after(headers: httpx.Headers) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date, measured from the hub's Date), capped."""
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    when = _http_date(value)
-    if when is None:
-        return None
-    # The date is on the hub's clock: measure from the hub's Date when it sent one.
-    now = _http_date(headers.get("date", "")) or datetime.now(UTC)
-    return min(max(0.0, (when - now).total_seconds()), MAX_RETRY_AFTER)
-
-
-def _http_date(value: str) -> datetime | None:
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -1,17 +1,22 @@
-"""Shared fixtures: a config written to a temporary directory, and a fixed clock."""
+"""Shared fixtures: a config written to a temporary directory, a daemon running in this process, WebSub hubs."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from daemon_helpers import DAEMON_SITE, Clock, Run
+from hub_helpers import Hub
 from hypothesis import settings
+from serve_helpers import free_port
+from site_helpers import SITE
 
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
+from feeds.schedule import Daemon
 
 # In CI the property tests draw the same examples on every run, so a run that passed here passes there;
 # locally they keep exploring new ones.
@@ -19,34 +24,10 @@ settings.register_profile("ci", derandomize=True, deadline=None)
 if os.environ.get("CI") == "true":
     settings.load_profile("ci")
 
-DATA = Path(__file__).parent / "data"
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-
-
-def files(out: Path) -> list[Path]:
-    """Every file under `out`, hidden ones too, in order."""
-    return sorted(p for p in out.rglob("*") if p.is_file())
-
-
-def contents(out: Path) -> dict[str, bytes]:
-    """Every file under `out` by its path relative to `out`, with its bytes."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in files(out)}
-
-
-SITE = """
-[site]
-title = "Test Site"
-base_url = "https://feeds.example.org/"
-author = "Test Unit"
-language = "en"
-time_zone = "Europe/Zurich"
-entries_per_feed = 50
-"""
-
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """Write a config.toml (the [site] table above plus `body`) into tmp_path, with the given files copied in."""
+    """Write a config.toml (site_helpers.SITE plus `body`) into tmp_path, with the given files copied in."""
 
     def make(body: str, files: dict[str, Path | str] | None = None, site: str = SITE) -> Config:
         for name, content in (files or {}).items():
@@ -58,6 +39,47 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
                 target.write_text(content, encoding="utf-8")
         path = tmp_path / "config.toml"
         path.write_text(site + body, encoding="utf-8")
-        return load(path)
+        return load(path, ADAPTERS)
 
     return make
+
+
+@pytest.fixture
+def start_daemon(tmp_path: Path) -> Iterator[Callable[[str, dict[str, str]], Run]]:
+    """Start a daemon in this process on `sources` (TOML) with `files` beside its config; stopped afterwards."""
+    runs: list[Run] = []
+
+    def start(sources: str, files: dict[str, str]) -> Run:
+        for name, text in files.items():
+            (tmp_path / name).write_text(text, encoding="utf-8")
+        port = free_port()
+        (tmp_path / "config.toml").write_text(DAEMON_SITE.format(port=port) + sources, encoding="utf-8")
+        clock = Clock()
+        daemon = Daemon(tmp_path / "config.toml", port=port, clock=clock)
+        run = Run(daemon=daemon, root=tmp_path, base=f"http://127.0.0.1:{port}/", clock=clock)
+        runs.append(run)
+        daemon.start()
+        return run
+
+    yield start
+    for run in runs:
+        run.stop()
+
+
+@pytest.fixture
+def make_hub() -> Iterator[Callable[[], Hub]]:
+    """Start WebSub hubs on loopback; closed afterwards."""
+    hubs: list[Hub] = []
+
+    def make() -> Hub:
+        hubs.append(Hub())
+        return hubs[-1]
+
+    yield make
+    for hub in hubs:
+        hub.close()
+
+
+@pytest.fixture
+def hub(make_hub: Callable[[], Hub]) -> Hub:
+    return make_hub()

@@ -34,7 +34,7 @@ def source_for(adapter: str) -> SourceConfig:
         "site": {"title": "Fuzz", "base_url": "https://feeds.example.org/"},
         "sources": [{"name": "fuzz", "adapter": adapter, "location": "page.txt", "options": OPTIONS[adapter]}],
     }
-    return parse(raw, Path("/nonexistent/config.toml")).sources[0]
+    return parse(raw, Path("/nonexistent/config.toml"), ADAPTERS).sources[0]
 
 
 def document(data: bytes) -> Document:

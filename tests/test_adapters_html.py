@@ -275,6 +275,14 @@ def test_empty_page() -> None:
         parse(Document(content=b"  \n", url=PAGE, media_type="text/html"), {"item": "p", "date": "p"})
 
 
+def test_references_to_unwanted_characters_are_dropped_as_the_characters_are() -> None:
+    body = (
+        '<article><h2>A&#xFFFF;b&#1;</h2><time>2024-01-02</time><div class="c"><p>x&#xFFFE;y&#0;z</p></div></article>'
+    )
+    [entry] = parse(page(body), {"item": "article", "title": "h2", "date": "time", "content": ".c"})
+    assert (entry.title, entry.content_html) == ("Ab", "<p>xyz</p>")
+
+
 # --- options -----------------------------------------------------------------------------------
 
 

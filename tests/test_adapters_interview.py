@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from feeds.adapters import ADAPTERS
 from feeds.adapters.interview import Interview
 from feeds.adapters.listing import Listing
 from feeds.config import SourceConfig, parse
@@ -56,7 +57,7 @@ def make_source(
             {"name": name, "adapter": adapter, "location": "x.txt", "time_zone": time_zone, "options": options}
         ],
     }
-    return parse(raw, Path("config.toml")).sources[0]
+    return parse(raw, Path("config.toml"), ADAPTERS).sources[0]
 
 
 def make_doc(name_or_text: str, media_type: str = "text/plain", url: str = "file:///data/page") -> Document:

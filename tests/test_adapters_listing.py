@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from feeds.adapters import ADAPTERS
 from feeds.adapters.common import blocks_html, clean_text, match_key, strip_honorific
 from feeds.adapters.dates import looks_like_date, parse_date, split_type_date
 from feeds.adapters.listing import Listing
@@ -31,7 +32,7 @@ def make_source(adapter: str = "listing", time_zone: str = "Europe/Zurich", **op
         "site": {"title": "T", "base_url": "https://feeds.example.org/"},
         "sources": [{"name": "s", "adapter": adapter, "location": "x.txt", "time_zone": time_zone, "options": options}],
     }
-    return parse(raw, Path("config.toml")).sources[0]
+    return parse(raw, Path("config.toml"), ADAPTERS).sources[0]
 
 
 def make_doc(name_or_text: str, media_type: str = "text/plain", url: str = "file:///data/page") -> Document:

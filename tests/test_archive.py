@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import feedparser
-from conftest import NOW, SITE
+from site_helpers import NOW, SITE
 
 from feeds import pipeline
 from feeds.config import Config

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from feeds.adapters import ADAPTERS
 from feeds.collate import ALL, Merged, categorize, category_list, merge, order
 from feeds.config import parse
 from feeds.model import Entry
@@ -75,7 +76,7 @@ name = "plain"
 adapter = "listing"
 location = "b.txt"
 """)
-    return parse(raw, Path("config.toml"))
+    return parse(raw, Path("config.toml"), ADAPTERS)
 
 
 def test_category_rules() -> None:

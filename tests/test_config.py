@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from feeds import cli
+from feeds.adapters import ADAPTERS
 from feeds.config import load, parse_schedule
 from feeds.errors import ConfigError
 
@@ -15,7 +18,7 @@ REPO = Path(__file__).parent.parent
 
 
 def test_default_config_is_valid() -> None:
-    config = load(REPO / "config.toml")
+    config = load(REPO / "config.toml", ADAPTERS)
     assert config.site.base_url.endswith("/")
     assert {s.adapter for s in config.sources} <= {"listing", "interview", "html", "feed"}
     assert config.site.output == REPO / "output"
@@ -37,7 +40,7 @@ location = "pages/*.txt"
 schedule = "every 15m"
 categories = { "News" = "news" }
 """)
-    config = load(path)
+    config = load(path, ADAPTERS)
     source = config.sources[0]
     assert config.site.base_url == "https://example.org/feeds/"
     assert config.site.entries_per_feed == 50
@@ -75,7 +78,7 @@ location = "ftp://example.org/a.txt"
 colour = "red"
 """)
     with pytest.raises(ConfigError) as info:
-        load(path)
+        load(path, ADAPTERS)
     text = str(info.value)
     for expected in [
         'site.base_url: must be an absolute http(s) URL, got "example.org"',
@@ -97,7 +100,7 @@ def test_types_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[site]\ntitle = 3\nbase_url = "https://e.org/"\n[[sources]]\nname = "s"\nadapter = "listing"\n')
     with pytest.raises(ConfigError) as info:
-        load(path)
+        load(path, ADAPTERS)
     assert info.value.problems == [("site.title", "must be a string, got int"), ("sources[0].location", "is required")]
 
 
@@ -105,7 +108,7 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[site\n")
     with pytest.raises(ConfigError, match=r"config\.toml: not valid TOML"):
-        load(path)
+        load(path, ADAPTERS)
 
 
 @pytest.mark.parametrize("text", ["every 0m", "every 5 weeks", "61 * * * *", "* * *"])
@@ -133,3 +136,10 @@ def test_cli_exits_2_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureF
 def test_missing_config_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml: no such file" in capsys.readouterr().err
+
+
+def test_config_is_read_without_importing_the_adapters() -> None:
+    """The adapters read SourceConfig, so config sits below them: the registry is handed in, never imported."""
+    code = "import sys, feeds.config; print('feeds.adapters' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import contents, files
 from lxml import etree, html
+from site_helpers import contents, files
 
 from feeds import documents, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import load
 
 pytestmark = pytest.mark.slow
@@ -348,7 +349,7 @@ def test_a_build_repairs_a_gz_left_ahead_of_its_file(tmp_path: Path) -> None:
     out = tmp_path / "output"
     # A kill between the two renames leaves the .gz of the next version beside the file of the last one.
     (out / "all.atom.gz").write_bytes(gzip.compress((out / "news.atom").read_bytes()))
-    with pipeline.open_store(load(config)) as store:  # as after a killed pass: every file due again
+    with pipeline.open_store(load(config, ADAPTERS)) as store:  # as after a killed pass: every file due again
         store.put_setting(documents.SETTINGS, "stale")
     build_ok(config)
     assert gzip.decompress((out / "all.atom.gz").read_bytes()) == (out / "all.atom").read_bytes()

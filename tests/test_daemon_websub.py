@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from conftest import NOW, SITE
-from test_websub import Hub, make_hub  # noqa: F401  (the fixture)
+from hub_helpers import Hub
+from site_helpers import NOW, SITE
 
 from feeds.config import Config
 from feeds.schedule import Daemon
@@ -45,7 +45,7 @@ schedule = "every 1h"
 
 
 def test_daemon_pings_hubs_for_written_feeds(
-    make_hub: Callable[[], Hub],  # noqa: F811 - the fixture imported above
+    make_hub: Callable[[], Hub],
     make_config: Callable[..., Config],
     tmp_path: Path,
 ) -> None:

@@ -276,6 +276,17 @@ def test_server_error_then_success_waits_with_backoff(
     assert waits.waits == [0.5, 1.0, 2.0]  # base 0.5, doubling; rng pinned at the top of the range
 
 
+@pytest.mark.parametrize("status", [408, 501, 520])
+def test_timeouts_and_every_server_error_are_retried(
+    httpserver: HTTPServer, fetcher: Fetcher, waits: Recorder, status: int
+) -> None:
+    httpserver.expect_ordered_request("/odd").respond_with_data("", status=status)
+    httpserver.expect_ordered_request("/odd").respond_with_data("fine")
+    result = fetch(fetcher, httpserver.url_for("/odd"))
+    assert result.document is not None
+    assert waits.waits == [0.5]
+
+
 def test_backoff_uses_full_jitter_and_the_cap(httpserver: HTTPServer, waits: Recorder) -> None:
     httpserver.expect_request("/down").respond_with_data("", status=503)
     draws = iter([0.5, 0.25, 0.0, 1.0])

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 
 import feedparser
 import pytest
-from conftest import NOW
 from pytest_httpserver import HTTPServer
+from site_helpers import NOW
 from werkzeug import Request, Response
 
 from feeds import pipeline

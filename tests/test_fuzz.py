@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DATA
+from site_helpers import DATA
 
 from feeds.adapters import ADAPTERS
 from feeds.config import SourceConfig, parse
@@ -46,7 +46,7 @@ def source_for(adapter: str) -> SourceConfig:
             }
         ],
     }
-    return parse(raw, Path("/nonexistent/config.toml")).sources[0]
+    return parse(raw, Path("/nonexistent/config.toml"), ADAPTERS).sources[0]
 
 
 @pytest.mark.slow

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import feedparser
 import lxml.html
 import pytest
-from conftest import DATA, NOW
 from lxml import etree
+from site_helpers import DATA, NOW
 
 from feeds import cli, pipeline
 from feeds.config import Config

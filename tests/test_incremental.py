@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import feedparser
-from conftest import NOW
 from lxml import etree, html
+from site_helpers import NOW
 
 from feeds import cli, pipeline
+from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 
 
@@ -122,7 +123,7 @@ def test_a_category_removed_from_the_config_leaves_output(make_config: Callable[
 
     text = config.path.read_text(encoding="utf-8")
     config.path.write_text(text.replace('slug = "publications"', 'slug = "reports"'), encoding="utf-8")
-    report = pipeline.build(load(config.path), NOW + timedelta(hours=1))
+    report = pipeline.build(load(config.path, ADAPTERS), NOW + timedelta(hours=1))
     assert not report.failed
     for name in ("publications.atom", "publications.atom.gz", "publications.rss", "publications.json"):
         assert not (out / name).exists(), name

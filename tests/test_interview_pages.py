@@ -13,7 +13,7 @@ from typing import Any
 import feedparser
 import lxml.html
 import pytest
-from conftest import DATA
+from site_helpers import DATA
 from test_adapters_interview import make_doc, read_one
 
 from feeds.config import Config

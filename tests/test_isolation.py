@@ -14,8 +14,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
-from conftest import DATA
 from pytest_httpserver import HTTPServer
+from site_helpers import DATA
 from werkzeug import Request, Response
 
 from feeds import __version__, cli, pipeline

@@ -12,8 +12,8 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from conftest import DATA, NOW
 from lxml import etree, html
+from site_helpers import DATA, NOW
 
 from feeds import cli, documents, pages, pipeline, publish
 from feeds.config import Config

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import contents
+from site_helpers import contents
 
 from feeds import publish
 from feeds.errors import PublishError

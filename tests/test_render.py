@@ -489,10 +489,11 @@ def test_an_entry_that_cannot_render_names_itself() -> None:
             assert "entry tag:x,2020:no-link" in caught.value.what
 
 
-def test_clean_keeps_every_legal_character() -> None:
-    legal = "\t\n\r ~\x7f\x85\ud7ff\ue000\ufffd\U00010000\U0010ffff é “”"
-    assert clean(legal) == legal
+def test_clean_keeps_every_wanted_character() -> None:
+    wanted = "\t\n\r ~\xa0\ud7ff\ue000\ufffd\U00010000\U0010fffd é “”"
+    assert clean(wanted) == wanted
     assert clean("a\x00b\x08c\x0bd\x0ce\x0ef\x1fg\ud800h\udfffi\ufffej\uffffk") == "abcdefghijk"
+    assert clean("a\x7fb\x85c\x9fd\ufdd0e\U0001fffef\U0010ffffg") == "abcdefg"  # discouraged by XML 1.0
 
 
 ANY_TEXT = st.text(

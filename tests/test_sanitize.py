@@ -6,7 +6,9 @@ import lxml.html
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from lxml import etree
 
+from feeds import render
 from feeds.sanitize import TAGS, html_to_text, sanitize_html, xml_safe
 
 BASE = "https://example.org/news/item/"
@@ -126,3 +128,44 @@ def test_any_markup_keeps_only_allowed_tags_attributes_and_schemes(text: str) ->
         for name in ("href", "src"):
             if name in element.attrib:
                 assert element.attrib[name].startswith(("https://", "http://", "mailto:"))
+
+
+# One code point of every class the rule tells apart, and the edges between classes.
+CODE_POINTS = {
+    "NUL": 0x00, "C0 control": 0x01, "tab": 0x09, "line feed": 0x0A, "vertical tab": 0x0B, "carriage return": 0x0D,
+    "last C0 control": 0x1F, "space": 0x20, "tilde": 0x7E, "DEL": 0x7F, "C1 control": 0x80, "NEL": 0x85,
+    "last C1 control": 0x9F, "no-break space": 0xA0, "last before surrogates": 0xD7FF, "high surrogate": 0xD800,
+    "low surrogate": 0xDFFF, "private use": 0xE000, "before noncharacters": 0xFDCF, "noncharacter": 0xFDD0,
+    "last BMP noncharacter run": 0xFDEF, "after noncharacters": 0xFDF0, "replacement character": 0xFFFD,
+    "U+FFFE": 0xFFFE, "U+FFFF": 0xFFFF, "first astral": 0x10000, "astral letter": 0x1FFFD,
+    "astral noncharacter": 0x1FFFE, "astral noncharacter pair": 0x1FFFF, "next plane": 0x20000,
+    "last character": 0x10FFFD, "last noncharacter": 0x10FFFE, "last code point": 0x10FFFF,
+}  # fmt: skip
+# Allowed by XML 1.0's Char production but discouraged by it (section 2.2), and never a reader's text.
+DISCOURAGED = {
+    "DEL", "C1 control", "NEL", "last C1 control", "noncharacter", "last BMP noncharacter run",
+    "astral noncharacter", "astral noncharacter pair", "last noncharacter", "last code point",
+}  # fmt: skip
+
+
+def lxml_accepts(char: str) -> bool:
+    """Whether lxml takes `char` in text and in an attribute and reads the document back."""
+    element = etree.Element("e")
+    try:
+        element.text = f"a{char}b"
+        element.set("v", f"a{char}b")
+        return etree.fromstring(etree.tostring(element)).text == f"a{char}b"
+    except (ValueError, UnicodeError):
+        return False
+
+
+@pytest.mark.parametrize(("name", "code"), CODE_POINTS.items(), ids=list(CODE_POINTS))
+def test_one_definition_of_unwanted_characters_agrees_with_lxml(name: str, code: int) -> None:
+    char = chr(code)
+    text = f"a{char}b"
+    assert render.clean(text) == xml_safe(text)  # one rule for source text and for what a feed carries
+    kept = xml_safe(text) == text
+    if not lxml_accepts(char):
+        assert not kept, f"{name} (U+{code:04X}) is refused by lxml but kept"
+    else:
+        assert kept is (name not in DISCOURAGED), f"{name} (U+{code:04X})"

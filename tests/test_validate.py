@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import NOW
+from site_helpers import NOW
 
 from feeds import pipeline
 from feeds.config import Config

@@ -1,4 +1,4 @@
-"""Text and markup helpers the page adapters share: cleaning, match keys, errors, safe HTML fragments."""
+"""Text and markup helpers the page adapters share: cleaning, parsing HTML, match keys, errors, safe HTML fragments."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Literal
+
+import lxml.html
+from lxml import etree
+from lxml.html import HtmlElement
 
 from feeds.errors import SourceError
 from feeds.sanitize import xml_safe
@@ -23,6 +27,9 @@ TYPE_MAX = 60  # a type label is short; longer lines are titles
 
 strip_unwanted = xml_safe  # the adapters' name for it: line breaks kept
 
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
+
 
 def clean_text(text: str) -> str:
     """`text` without XML-illegal characters, every run of whitespace one space, no space at either end."""
@@ -32,6 +39,30 @@ def clean_text(text: str) -> str:
     # more than their ends trimmed (and clean text, a Line's or a title, is returned as it is).
     trimmed = text.strip()
     return trimmed if "  " not in trimmed else " ".join(trimmed.split())
+
+
+def html_tree(text: str, source: str, url: str = "") -> HtmlElement:
+    """Decoded HTML parsed by lxml.html as a whole document; what lxml cannot make a tree of is a SourceError.
+
+    The unwanted characters go first, and so do character references to them: lxml would put a
+    `&#xFFFF;` in the tree and then refuse to move it. So does an XML declaration: lxml refuses
+    decoded text that declares an encoding. `url`, when given, opens the error message.
+    """
+    text = _CHAR_REF.sub(_legal_reference, _XML_DECLARATION.sub("", strip_unwanted(text), count=1))
+    try:
+        root: HtmlElement = lxml.html.document_fromstring(text)
+    except (etree.LxmlError, ValueError) as exc:
+        at = f"{url}: " if url else ""
+        raise SourceError(source, f"{at}cannot parse the HTML: {exc or type(exc).__name__}") from exc
+    return root
+
+
+def _legal_reference(match: re.Match[str]) -> str:
+    hexa, decimal = match.groups()
+    code = int(hexa, 16) if hexa else int(decimal)
+    if code > 0x10FFFF or (strip_unwanted(chr(code)) == "" and chr(code) not in "\t\n\r"):
+        return ""
+    return match.group(0)
 
 
 def strip_honorific(name: str) -> str:
@@ -59,7 +90,7 @@ def match_key(title: str, published: datetime) -> str:
 
 def _alnum(text: str) -> str:
     """The letters and digits of `text`, in order: `"".join(filter(str.isalnum, text))`."""
-    if text.isascii():  # most titles: bytes.translate deletes in one C pass, several times faster than the pattern
+    if text.isascii():  # most titles: bytes.translate deletes in one C pass, where the pattern matches run by run
         return text.encode("ascii").translate(None, _ASCII_NOT_ALNUM).decode("ascii")
     return _NOT_ALNUM.sub("", text)
 

@@ -10,14 +10,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 import cssselect
-import lxml.html
 from dateutil import parser as dateutil_parser
 from lxml import etree
 from lxml.cssselect import CSSSelector
 from lxml.html import HtmlElement
 
 from feeds.adapters import dates
-from feeds.adapters.common import clean_text, is_http, strip_unwanted
+from feeds.adapters.common import clean_text, html_tree, is_http, strip_unwanted
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.model import Author, Document, Entry, slugify
@@ -26,7 +25,6 @@ from feeds.sanitize import html_to_text, sanitize_html
 SELECTORS = ("item", "title", "link", "date", "summary", "content", "category", "author")
 OPTIONS = frozenset({*SELECTORS, "date_format"})
 _HEADINGS = "h1, h2, h3, h4, h5, h6"
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 class _Unreadable(Exception):
@@ -236,14 +234,9 @@ def _parse_html(doc: Document, source: str) -> HtmlElement:
         text = doc.decode()
     except ValueError as exc:
         raise SourceError(source, f"{doc.url}: {exc}") from exc
-    # lxml refuses a str that still carries an encoding declaration; the text is already decoded.
-    text = _XML_DECLARATION.sub("", strip_unwanted(text), count=1)
-    if not text.strip():
+    if not strip_unwanted(text).strip():
         raise SourceError(source, f"{doc.url}: the page is empty")
-    try:
-        return lxml.html.document_fromstring(text)
-    except (etree.LxmlError, ValueError) as exc:
-        raise SourceError(source, f"{doc.url}: not readable as HTML: {exc or type(exc).__name__}") from exc
+    return html_tree(text, source, doc.url)
 
 
 def _base_url(root: HtmlElement, url: str) -> str:

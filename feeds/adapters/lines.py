@@ -6,11 +6,9 @@ import re
 from typing import Literal, NamedTuple
 from urllib.parse import urljoin
 
-import lxml.html
-from lxml import etree
 from lxml.html import HtmlElement
 
-from feeds.adapters.common import clean_text, is_http, strip_unwanted
+from feeds.adapters.common import clean_text, html_tree, is_http, strip_unwanted
 from feeds.errors import SourceError
 from feeds.model import Document
 
@@ -20,8 +18,8 @@ Kind = Literal["text", "heading", "item", "type"]
 class Line(NamedTuple):
     """One line of reading matter and what the markup said about it.
 
-    A named tuple rather than a frozen dataclass: as immutable, and several times cheaper to build,
-    which counts at one per line of every page read.
+    A named tuple rather than a frozen dataclass: as immutable, and cheaper to build, which counts
+    at one per line of every page read.
     """
 
     number: int  # 1-based line in the document; for HTML, the line the element starts on
@@ -79,32 +77,12 @@ def text_lines(text: str) -> list[Line]:
     return lines
 
 
-_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));?")
-
-
-def _legal_reference(match: re.Match[str]) -> str:
-    hexa, decimal = match.groups()
-    code = int(hexa, 16) if hexa else int(decimal)
-    if code > 0x10FFFF or (strip_unwanted(chr(code)) == "" and chr(code) not in "\t\n\r"):
-        return ""
-    return match.group(0)
-
-
 def parse_html(doc: Document, source: str) -> tuple[HtmlElement, str]:
     """The document parsed by lxml.html and stripped of what is not reading matter, with its base URL.
 
     A page lxml cannot make a tree of is a SourceError.
     """
-    text = read_text(doc, source)
-    # lxml refuses str input that declares an encoding; the text is already decoded.
-    text = re.sub(r"^\s*<\?xml[^>]*\?>", "", text)
-    # A character reference can name what XML forbids (&#xFFFF;); lxml would put it in the tree
-    # and then refuse to move it, so such references go before parsing, like the raw characters.
-    text = _CHAR_REF.sub(_legal_reference, strip_unwanted(text))
-    try:
-        root: HtmlElement = lxml.html.document_fromstring(text)
-    except (etree.LxmlError, ValueError) as exc:
-        raise SourceError(source, f"cannot parse the HTML: {exc or type(exc).__name__}") from exc
+    root = html_tree(read_text(doc, source), source)
     base = doc.url
     for element in root.iter("base"):
         if href := clean_text(element.get("href") or ""):
