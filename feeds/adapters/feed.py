@@ -10,15 +10,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import feedparser
 
-from feeds.adapters.common import clean_text, is_http
+from feeds.adapters.common import clean_text
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.model import Author, Document, Enclosure, Entry, slugify
 from feeds.sanitize import html_to_text, sanitize_html
+from feeds.urls import iri, web_url
 
 OPTIONS = frozenset({"include", "exclude", "include_categories", "exclude_categories"})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -154,7 +155,7 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
     title = _detail_text(_detail(raw, "title_detail"), raw.get("title", "")) or _shorten(summary)
     if not title:
         raise _Unreadable("no title and no text")
-    link = _absolute(str(raw.get("link") or ""), base)
+    link = web_url(str(raw.get("link") or ""), base)
 
     own_published = _when(raw, "published", source.time_zone)
     own_updated = _when(raw, "updated", source.time_zone)
@@ -185,9 +186,13 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
 
 
 def _id(given: str, link: str, source: SourceConfig, key: str) -> str:
-    """The feed's own id when it is a URI (kept verbatim, so other sources with it dedupe), else ours."""
+    """The feed's own id when it is a URI (kept as written when valid, so other sources with it dedupe), else ours."""
     if given and _URI.match(given):
-        return given
+        if not given.startswith(("http:", "https:")):
+            return iri(given)
+        # A permalink as a guid: made valid as the link is, so the two stay equal.
+        if url := web_url(given):
+            return url
     if given:
         return source.tag("guid:" + quote(given, safe=""))
     return link or source.tag(key)
@@ -229,16 +234,16 @@ def _people(people: Iterable[Any]) -> tuple[Author, ...]:
             continue
         email = clean_text(str(person.get("email") or ""))
         name = clean_text(str(person.get("name") or "")) or email
-        uri = str(person.get("href") or "").strip()
+        uri = web_url(str(person.get("href") or ""))
         if name:
-            found.setdefault((name, uri, email), Author(name=name, uri=uri if is_http(uri) else "", email=email))
+            found.setdefault((name, uri, email), Author(name=name, uri=uri, email=email))
     return tuple(found.values())
 
 
 def _enclosures(enclosures: Iterable[Any], base: str) -> tuple[Enclosure, ...]:
     found: dict[str, Enclosure] = {}
     for enclosure in enclosures:
-        url = _absolute(str(enclosure.get("href") or ""), base)
+        url = web_url(str(enclosure.get("href") or ""), base)
         if not url:
             continue
         length = str(enclosure.get("length") or "").strip()
@@ -249,14 +254,6 @@ def _enclosures(enclosures: Iterable[Any], base: str) -> tuple[Enclosure, ...]:
 
 def _unique(texts: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text for text in texts if text))
-
-
-def _absolute(href: str, base: str) -> str:
-    try:
-        url = urljoin(base, href.strip()) if href.strip() else ""
-    except ValueError:
-        return ""
-    return url if is_http(url) else ""
 
 
 def _shorten(text: str) -> str:

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
-from urllib.parse import urljoin
 
 import cssselect
 import lxml.html
@@ -17,11 +16,12 @@ from lxml.cssselect import CSSSelector
 from lxml.html import HtmlElement
 
 from feeds.adapters import dates
-from feeds.adapters.common import clean_text, is_http, strip_unwanted
+from feeds.adapters.common import clean_text, strip_unwanted
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.model import Author, Document, Entry, slugify
 from feeds.sanitize import html_to_text, sanitize_html
+from feeds.urls import web_url
 
 SELECTORS = ("item", "title", "link", "date", "summary", "content", "category", "author")
 OPTIONS = frozenset({*SELECTORS, "date_format"})
@@ -195,17 +195,9 @@ def _link(element: HtmlElement, title_element: HtmlElement, selectors: _Selector
         if not href:
             inner = candidate.cssselect("a[href]")
             href = inner[0].get("href") if inner else None
-        if href and (url := _absolute(href, base)):
+        if href and (url := web_url(href, base)):
             return url
     return ""
-
-
-def _absolute(href: str, base: str) -> str:
-    try:
-        url = urljoin(base, href.strip())
-    except ValueError:
-        return ""
-    return url if is_http(url) else ""
 
 
 def _text(element: HtmlElement) -> str:
@@ -250,10 +242,7 @@ def _base_url(root: HtmlElement, url: str) -> str:
     base = root.find(".//base[@href]")
     if base is None:
         return url
-    try:
-        return urljoin(url, str(base.get("href")).strip())
-    except ValueError:
-        return url
+    return web_url(str(base.get("href")), url) or url
 
 
 # --- dates ------------------------------------------------------------------------------------
