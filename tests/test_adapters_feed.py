@@ -63,7 +63,7 @@ def test_fixture_feeds(name: str) -> None:
             "link": entry.link,
             "published": entry.published.isoformat(),
             "updated": entry.updated.isoformat(),
-            "labels": list(entry.labels),
+            "tags": list(entry.tags),
             "authors": [[author.name, author.uri, author.email] for author in entry.authors],
             "contributors": [[author.name, author.uri, author.email] for author in entry.contributors],
             "enclosures": [[enclosure.url, enclosure.length, enclosure.type] for enclosure in entry.enclosures],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 import time
@@ -16,8 +17,8 @@ import feedparser
 
 from feeds.adapters.common import clean_text
 from feeds.config import SourceConfig
-from feeds.errors import SourceError
-from feeds.model import Author, Document, Enclosure, Entry, slugify
+from feeds.errors import SourceError, SourceWarning
+from feeds.model import Author, Document, Enclosure, Entry, byte_order_mark, slugify
 from feeds.sanitize import html_to_text, sanitize_html
 from feeds.urls import iri, web_url
 
@@ -27,6 +28,7 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # a valid atom:id and is only unique within its own feed.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 _TITLE_FROM_TEXT = 80
+_XML_ENCODING = re.compile(r"""\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 # "2021-09-01" or "2021-09-01T10:00:00" (a dc:date, an Atom date missing its offset): no zone of its own.
 _ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 
@@ -56,7 +58,7 @@ class _Filters:
 
     def keep(self, entry: Entry) -> bool:
         text = f"{entry.title} {entry.summary}".casefold()
-        labels = {label.casefold() for label in entry.labels}
+        labels = {tag.casefold() for tag in entry.tags}
         if self.include and not any(_has_word(text, word) for word in self.include):
             return False
         if any(_has_word(text, word) for word in self.exclude):
@@ -102,11 +104,14 @@ class ExistingFeed:
             # unknown name or a NUL in it escape from its codec lookup.
             raise SourceError(source.name, f"{doc.url}: not a readable feed ({exc})") from exc
         raw_entries: list[Any] = list(parsed.get("entries", []))
+        misread = _misread(doc, parsed)
         if not raw_entries:
-            if parsed.get("bozo"):
+            if _malformed(parsed):
                 raise SourceError(source.name, f"{doc.url}: not a readable feed ({_reason(parsed)})")
             if not parsed.get("version"):
                 raise SourceError(source.name, f"{doc.url}: not an RSS or Atom feed (no rss, rdf:RDF or feed element)")
+            if misread:
+                raise SourceWarning(source.name, misread)
             return
         filters = _Filters.from_options(source.options)
         fallback = _feed_date(parsed.get("feed", {})) or doc.date()
@@ -123,10 +128,12 @@ class ExistingFeed:
             numbers = ", ".join(str(number) for number, _ in bad)
             reasons = "; ".join(f"entry {number}: {why}" for number, why in bad)
             noun = "entry" if len(bad) == 1 else "entries"
-            malformed = f"; the feed is not well-formed ({_reason(parsed)})" if parsed.get("bozo") else ""
+            malformed = f"; the feed is not well-formed ({_reason(parsed)})" if _malformed(parsed) else ""
             raise SourceError(
                 source.name, f"{doc.url}: {noun} {numbers} of {len(raw_entries)} cannot be read ({reasons}){malformed}"
             )
+        if misread:
+            raise SourceWarning(source.name, misread)
 
 
 def _feedparser(doc: Document) -> Any:
@@ -136,6 +143,52 @@ def _feedparser(doc: Document) -> Any:
     content_type = "application/xml" + (f"; charset={doc.charset}" if doc.charset else "")
     headers = {"content-type": content_type, "content-location": doc.url}
     return feedparser.parse(doc.content, response_headers=headers)
+
+
+def _malformed(parsed: Any) -> bool:
+    """Whether feedparser found the feed broken; a wrong encoding declaration it read past is not."""
+    return bool(parsed.get("bozo")) and not isinstance(
+        parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride
+    )
+
+
+def _misread(doc: Document, parsed: Any) -> str:
+    """What to warn of when the feed was read in another encoding than it declares (or, declaring none, UTF-8)."""
+    used = str(parsed.get("encoding") or "")
+    if not used or not parsed.get("version"):
+        return ""
+    marked = byte_order_mark(doc.content)
+    head = doc.content[len(marked[0]) if marked else 0 :][:1024].decode(used, errors="replace")
+    if label := _charset_param(doc.headers.get("content-type", "")):
+        said = f'the server declared charset "{label}"'
+    elif found := _XML_ENCODING.match(head):
+        label, said = found[1], f'the XML declaration says "{found[1]}"'
+    elif marked:
+        return ""  # the byte order mark says it all
+    else:
+        label, said = "utf-8", "no encoding is declared (so UTF-8 is meant)"
+    if _family(label) == _family(used):
+        return ""
+    return f"{doc.url}: {said}, but the document is not {label}: read as {used}"
+
+
+def _charset_param(content_type: str) -> str:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'")
+    return ""
+
+
+def _family(label: str) -> str:
+    """The encoding a label names, with the names for one encoding made one: "UTF-16" and "utf-16le"."""
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return label.casefold()
+    if name in ("ascii", "iso8859-1", "cp1252"):
+        return "cp1252"  # what servers and feeds that say "latin-1" or "ascii" mean (WHATWG Encoding)
+    return name[:6] if name.startswith(("utf-16", "utf-32")) else name
 
 
 def _reason(parsed: Any) -> str:
@@ -178,7 +231,7 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
             content_html=content_html,
             authors=_people(raw.get("authors") or ([raw["author_detail"]] if raw.get("author_detail") else [])),
             contributors=_people(raw.get("contributors") or []),
-            labels=_unique(clean_text(str(tag.get("label") or tag.get("term") or "")) for tag in raw.get("tags") or []),
+            tags=_unique(html_to_text(str(tag.get("label") or tag.get("term") or "")) for tag in raw.get("tags") or []),
             enclosures=_enclosures(raw.get("enclosures") or [], base),
         )
     except ValueError as exc:

@@ -149,7 +149,7 @@ def _entry(
 
     summary_element = selectors.first("summary", element)
     content_element = selectors.first("content", element)
-    labels = _unique(_text(found) for found in selectors.all("category", element))
+    tags = _unique(_text(found) for found in selectors.all("category", element))
     names = _unique(_text(found) for found in selectors.all("author", element))
 
     # A date taken from the page itself would change the id at every fetch: only the item's own date counts.
@@ -165,7 +165,7 @@ def _entry(
             summary=_text(summary_element) if summary_element is not None else "",
             content_html=sanitize_html(_inner_html(content_element), base) if content_element is not None else "",
             authors=tuple(Author(name=name) for name in names),
-            labels=labels,
+            tags=tags,
         )
     except ValueError as exc:  # the model refuses it (e.g. an empty id): still only this item
         raise _Unreadable(str(exc)) from exc
