@@ -272,10 +272,11 @@ def test_entries_without_any_date_are_reported_after_the_good_ones() -> None:
     with pytest.raises(SourceError) as caught:
         for entry in ADAPTER.parse(Document(content=body, url="https://x.example.org/feed"), source()):
             got.append(entry.id)
-    assert got == ["https://x.example.org/1"]
+    # Entry 3 has a date and nothing else: valid RSS, kept, and named by its date.
+    assert got == ["https://x.example.org/1", "https://x.example.org/3"]
     assert str(caught.value) == (
-        "coop: https://x.example.org/feed: entries 2, 3 of 3 cannot be read "
-        '(entry 2: "Undated" has no date, and neither has the feed; entry 3: no title and no text)'
+        "coop: https://x.example.org/feed: entry 2 of 3 cannot be read "
+        '(entry 2: "Undated" has no date, and neither has the feed)'
     )
 
 
@@ -296,7 +297,7 @@ def test_a_truncated_feed_names_its_bad_entries_and_the_parser_error() -> None:
     with pytest.raises(SourceError) as caught:
         parse(Document(content=body, url="https://x.example.org/feed"))
     assert str(caught.value) == (
-        "coop: https://x.example.org/feed: entry 1 of 1 cannot be read (entry 1: no title and no text); "
+        "coop: https://x.example.org/feed: entry 1 of 1 cannot be read (entry 1: no title, text or date); "
         "the feed is not well-formed (no element found)"
     )
 

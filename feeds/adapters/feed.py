@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import feedparser
 
@@ -28,6 +28,10 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # a valid atom:id and is only unique within its own feed.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 _TITLE_FROM_TEXT = 80
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
 _XML_ENCODING = re.compile(r"""\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 # "2021-09-01" or "2021-09-01T10:00:00" (a dc:date, an Atom date missing its offset): no zone of its own.
 _ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
@@ -205,16 +209,18 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
     base = str(_detail(raw, "title_detail").get("base") or doc_url)
     summary = _detail_text(_detail(raw, "summary_detail"), raw.get("summary", ""))
     content_html = _content_html(raw, base)
-    title = _detail_text(_detail(raw, "title_detail"), raw.get("title", "")) or _shorten(summary)
-    if not title:
-        raise _Unreadable("no title and no text")
+    enclosures = _enclosures(raw.get("enclosures") or [], base)
+    # RSS needs only a title or a description: an item of an image or a file alone is named by what it has.
+    own_title = _detail_text(_detail(raw, "title_detail"), raw.get("title", ""))
+    title = own_title or _shorten(summary) or _file_name(enclosures)
     link = web_url(str(raw.get("link") or ""), base)
 
     own_published = _when(raw, "published", source.time_zone)
     own_updated = _when(raw, "updated", source.time_zone)
     published = own_published or own_updated or fallback
     if published is None:
-        raise _Unreadable(f'"{title}" has no date, and neither has the feed')
+        raise _Unreadable(f'"{title}" has no date, and neither has the feed' if title else "no title, text or date")
+    title = title or _day(published)
     updated = max(own_updated or published, published)
 
     own_date = own_published or own_updated
@@ -232,7 +238,7 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
             authors=_people(raw.get("authors") or ([raw["author_detail"]] if raw.get("author_detail") else [])),
             contributors=_people(raw.get("contributors") or []),
             tags=_unique(html_to_text(str(tag.get("label") or tag.get("term") or "")) for tag in raw.get("tags") or []),
-            enclosures=_enclosures(raw.get("enclosures") or [], base),
+            enclosures=enclosures,
         )
     except ValueError as exc:
         raise _Unreadable(str(exc)) from exc
@@ -307,6 +313,18 @@ def _enclosures(enclosures: Iterable[Any], base: str) -> tuple[Enclosure, ...]:
 
 def _unique(texts: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text for text in texts if text))
+
+
+def _file_name(enclosures: tuple[Enclosure, ...]) -> str:
+    for enclosure in enclosures:
+        if name := clean_text(unquote(urlsplit(enclosure.url).path.rpartition("/")[2])):
+            return name
+    return ""
+
+
+def _day(when: datetime) -> str:
+    """ "5 March 2024": a date in words, the same in every locale."""
+    return f"{when.day} {_MONTHS[when.month - 1]} {when.year}"
 
 
 def _shorten(text: str) -> str:
