@@ -48,6 +48,8 @@ def web_url(href: str, base: str = "", schemes: Collection[str] = WEB) -> str:
         parts = urlsplit(joined)
     except ValueError:  # an unclosed "[" in the host: only the parsed form is left
         return _escaped(parsed.href, scheme)
+    if scheme in WEB and not parts.netloc and joined[len(scheme) + 1 :].startswith("//"):
+        return ""  # "https:///path": the standard would take "path" for the host, which nobody meant
     if joined.startswith(f"{scheme}:") and _valid(joined, parts.netloc, scheme):
         return joined
     return _escaped(parsed.href, scheme)

@@ -18,12 +18,15 @@ from hypothesis import strategies as st
 from feeds.adapters import ADAPTERS
 from feeds.adapters.feed import ExistingFeed
 from feeds.config import SourceConfig, parse_schedule
-from feeds.errors import SourceError
+from feeds.errors import SourceError, SourceWarning
 from feeds.fetch import fetch_file
 from feeds.model import Document, Entry
 
 DATA = Path(__file__).parent / "data" / "feeds"
 EXPECTED: dict[str, Any] = json.loads((DATA / "expected.json").read_text(encoding="utf-8"))
+# Feeds as they are found: URLs that need escaping, encodings declared wrongly or not at all, items
+# without a title, many tags.
+SHAPES: dict[str, Any] = json.loads((DATA / "shapes.expected.json").read_text(encoding="utf-8"))
 ADAPTER = ExistingFeed()
 PREFIX = "tag:feeds.example.org,2026:"
 EPISODE_12 = "Episode 12: the bakery that became a cooperative"
@@ -43,7 +46,8 @@ def source(options: dict[str, Any] | None = None, name: str = "coop") -> SourceC
 
 def fixture(name: str, url: str = "") -> Document:
     document = fetch_file("coop", DATA / name)
-    return replace(document, url=url or EXPECTED.get(name, {}).get("url", "https://feeds.example.org/" + name))
+    known = {**EXPECTED, **SHAPES}.get(name, {})
+    return replace(document, url=url or known.get("url", "https://feeds.example.org/" + name))
 
 
 def parse(doc: Document, options: dict[str, Any] | None = None, name: str = "coop") -> list[Entry]:
@@ -54,8 +58,17 @@ def test_registered() -> None:
     assert isinstance(ADAPTERS["feed"], ExistingFeed)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted({*EXPECTED, *SHAPES}))
 def test_fixture_feeds(name: str) -> None:
+    expected = {**EXPECTED, **SHAPES}[name]
+    entries: list[Entry] = []
+    warning = ""
+    try:
+        for entry in ADAPTER.parse(fixture(name), source()):
+            entries.append(entry)
+    except SourceWarning as exc:  # raised after the last entry: every entry is still read
+        warning = str(exc)
+    assert warning == expected.get("warning", "")
     got = [
         {
             "id": entry.id,
@@ -70,9 +83,9 @@ def test_fixture_feeds(name: str) -> None:
             "summary": entry.summary,
             "content_html": entry.content_html,
         }
-        for entry in parse(fixture(name))
+        for entry in entries
     ]
-    assert got == EXPECTED[name]["entries"]
+    assert got == expected["entries"]
 
 
 def test_all_four_formats_are_covered() -> None:
