@@ -15,6 +15,7 @@ WEB = frozenset({"http", "https"})
 _SAFE_PATH = "-._~!$&'()*+,;=:@/"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_NO_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[/\\]{3}")
 # RFC 3987's ucschar, less the spaces of Unicode (which \s refuses below): letters beyond ASCII stay as
 # they are in an IRI.
 _UCS = "\u00a1-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U000efffd"
@@ -43,13 +44,13 @@ def web_url(href: str, base: str = "", schemes: Collection[str] = WEB) -> str:
     scheme = parsed.protocol.removesuffix(":")
     if scheme not in schemes or (scheme in WEB and not parsed.hostname):
         return ""
+    if _NO_AUTHORITY.match(href):
+        return ""  # "https:///path": the standard would take "path" for the host, which nobody meant
     try:
         joined = urljoin(base, href) if base else href
         parts = urlsplit(joined)
     except ValueError:  # an unclosed "[" in the host: only the parsed form is left
         return _escaped(parsed.href, scheme)
-    if scheme in WEB and not parts.netloc and joined[len(scheme) + 1 :].startswith("//"):
-        return ""  # "https:///path": the standard would take "path" for the host, which nobody meant
     if joined.startswith(f"{scheme}:") and _valid(joined, parts.netloc, scheme):
         return joined
     return _escaped(parsed.href, scheme)
@@ -57,7 +58,7 @@ def web_url(href: str, base: str = "", schemes: Collection[str] = WEB) -> str:
 
 def iri(text: str) -> str:
     """`text` (an absolute URI: "urn:…", "tag:…") with every character an IRI may not hold percent-encoded."""
-    if _VALID_IRI.fullmatch(text):
+    if _VALID_IRI.fullmatch(text) and text.isprintable():
         return text
     scheme, _, rest = text.partition(":")
     before, hashed, fragment = rest.partition("#")
@@ -66,6 +67,8 @@ def iri(text: str) -> str:
 
 
 def _valid(url: str, authority: str, scheme: str) -> bool:
+    if not url.isprintable():  # format characters (bidi controls, RFC 3987 4.1), unassigned ones
+        return False
     rest = url.partition(":")[2]
     if scheme in WEB:
         if not rest.startswith("//") or not _VALID_AUTHORITY.fullmatch(authority):
