@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from feeds.errors import ConfigError, FeedsError
 from feeds.model import FEED_SUFFIXES
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a command that SIGPIPE ended
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a reader gone away can be told apart, not at exit
+    except BrokenPipeError:
+        # `feeds build | head`: the reader has what it wanted. Python's advice (signal module, "Note
+        # on SIGPIPE"): point stdout at devnull so the flush at exit does not fail again, and stop
+        # with the status of a command ended by SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     quiet = logging.INFO if args.command in ("run", "serve") else logging.ERROR
     logging.basicConfig(

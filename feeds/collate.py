@@ -58,6 +58,7 @@ def _combine(group: list[tuple[Entry, datetime]]) -> Merged:
     oldest = min(group, key=lambda item: (item[1], item[0].id))[0]
     richest = max(group, key=lambda item: (len(item[0].content_html), len(item[0].summary), item[0].id))[0]
     labels = tuple(dict.fromkeys(label for entry, _ in group for label in entry.labels))
+    tags = tuple(dict.fromkeys(tag for entry, _ in group for tag in entry.tags))
     link = richest.link or next((entry.link for entry, _ in group if entry.link), "")
     entry = replace(
         richest,
@@ -65,14 +66,18 @@ def _combine(group: list[tuple[Entry, datetime]]) -> Merged:
         link=link,
         summary=richest.summary or oldest.summary,
         labels=labels,
+        tags=tags,
         authors=richest.authors or oldest.authors,
         match_key=oldest.match_key or richest.match_key,
     )
     return Merged(entry=entry, sources=sources)
 
 
-# What decides an entry's categories: its labels, its sources, the configured categories its words pick.
-_Kind = tuple[tuple[str, ...], frozenset[str], tuple[int, ...]]
+# What decides an entry's categories: its labels and tags, its sources, the categories its words pick.
+_Kind = tuple[tuple[str, ...], tuple[str, ...], frozenset[str], tuple[int, ...]]
+# The adapters whose labels are types of the source's own ("News", a series): each may become a feed. A
+# feed's or a page's tags are many and free-form, and join only the categories the config maps them to.
+_TYPED = frozenset({"listing", "interview"})
 
 
 class Rules:
@@ -87,20 +92,21 @@ class Rules:
         self.keywords = [(i, tuple(_word(k) for k in c.keywords)) for i, c in enumerate(categories) if c.keywords]
         self.claimed = frozenset().union(*self.types)
         self.mappings = {s.name: {label.casefold(): slug for label, slug in s.categories.items()} for s in sources}
+        self.typed = frozenset(s.name for s in sources if s.adapter in _TYPED)
         self._placed: dict[_Kind, tuple[tuple[str, ...], tuple[Category, ...]]] = {}
 
     def place(self, item: Merged) -> tuple[tuple[str, ...], tuple[Category, ...]]:
         """The slugs of the categories an item joins, in the order the rules take it, and those categories by slug.
 
-        They depend only on the item's labels, its sources and which keywords its title or summary
-        holds: thousands of entries share a few such kinds, and each kind is worked out once.
+        They depend only on the item's labels and tags, its sources and which keywords its title or
+        summary holds: thousands of entries share a few such kinds, and each kind is worked out once.
         """
         entry = item.entry
         by_keyword: tuple[int, ...] = ()
         if self.keywords:
             text = f"{entry.title}\n{entry.summary}".casefold()
             by_keyword = tuple(i for i, patterns in self.keywords if any(p.search(text) for p in patterns))
-        kind = (entry.labels, item.sources, by_keyword)
+        kind = (entry.labels, entry.tags, item.sources, by_keyword)
         placed = self._placed.get(kind)
         if placed is None:
             placed = self._placed[kind] = self._place(*kind)
@@ -117,9 +123,9 @@ class Rules:
         return out
 
     def _place(
-        self, labels: tuple[str, ...], sources: frozenset[str], by_keyword: tuple[int, ...]
+        self, labels: tuple[str, ...], tags: tuple[str, ...], sources: frozenset[str], by_keyword: tuple[int, ...]
     ) -> tuple[tuple[str, ...], tuple[Category, ...]]:
-        folded = {label.casefold() for label in labels}
+        folded = {label.casefold() for label in (*labels, *tags)}
         found: dict[str, Category] = {}
         for index, category in enumerate(self.configured):
             if folded & self.types[index] or sources & self.sources[index] or index in by_keyword:
@@ -128,7 +134,9 @@ class Rules:
             mapping = self.mappings.get(name)
             if mapping is None:
                 continue  # removed from config: its entries stay in `all` and in matching categories
-            for label in labels:
+            # A map names labels and tags alike; without one, only a typed source's labels make feeds.
+            named = (*labels, *tags) if mapping else labels if name in self.typed else ()
+            for label in named:
                 if mapping:
                     slug = mapping.get(label.casefold(), "")
                 elif label.casefold() in self.claimed:
@@ -155,8 +163,9 @@ def categorize(
 
     An entry joins a configured category when one of its type labels is among the category's
     `types`, one of its sources among its `sources`, or one of its `keywords` is a word of the title
-    or summary. A source's `categories` map sends labels to slugs; a source without a map
-    publishes each label that no configured category takes into a category derived from it.
+    or summary. A source's `categories` map sends labels and tags to slugs; a listing or interview
+    source without a map publishes each label that no configured category takes into a category
+    derived from it. Tags without a mapping stay on the entry and make no feed.
     `links` gives entries without a link of their own one (by id) in the same copy, the one a
     pass makes of each entry.
     """

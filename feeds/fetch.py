@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from feeds.errors import SourceError
-from feeds.model import ATOM, RSS, Document
+from feeds.model import ATOM, RSS, Document, byte_order_mark
 from feeds.retry import backoff, retry_after, server_now, worth_retrying
 
 
@@ -378,13 +378,20 @@ def fetch_file(source_name: str, path: str | Path, *, max_bytes: int | None = No
 
 # --- media type and charset -------------------------------------------------------------------
 
-_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+# XML 1.0 appendix F: a document's first "<" in UTF-32 or UTF-16 without a byte order mark.
+_UNMARKED = (
+    (b"\x00\x00\x00<", "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 # WHATWG Encoding: browsers read these labels as windows-1252, and servers that send them mean it.
 _AS_WINDOWS_1252 = frozenset({"iso8859-1", "latin-1", "ascii"})
 _NOT_IN_WINDOWS_1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 _PRETTY = {"cp1252": "windows-1252", "utf_16_le": "utf-16-le", "utf_16_be": "utf-16-be"}
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 def _content_type(header: str, body: bytes) -> tuple[str, str]:
@@ -429,24 +436,35 @@ def _codec(label: str, body: bytes) -> str | None:
 def decide_charset(body: bytes, media_type: str, declared: str = "") -> tuple[str, str]:
     """(charset, how it was decided): BOM, then the declared charset, then <meta>, then the XML declaration.
 
-    A byte order mark wins over the header, as in browsers (WHATWG "decode"): it cannot be there by accident.
+    A byte order mark wins over the header, as in browsers (WHATWG "decode"): it cannot be there by
+    accident; so does a first "<" in UTF-16 or UTF-32, which no other charset spells that way.
     """
-    for bom, name in _BOMS:
-        if body.startswith(bom):
-            return name, f"the document starts with a {name.upper()} byte order mark"
+    if marked := byte_order_mark(body):
+        name = marked[1]
+        return name, f"the document starts with a {name.upper()} byte order mark"
+    for start, name in _UNMARKED:
+        if body.startswith(start):
+            return name, f"the document is {name.upper()} without a byte order mark"
     if declared and (codec := _codec(declared, body)):
         return codec, f'the server declared charset "{declared}"'
+    unknown = [f'the server declared an unknown charset "{declared}"'] if declared else []
     head = body[:2048]
     if media_type in ("text/html", "application/xhtml+xml") and (meta := _META_CHARSET.search(head)):
         label = meta.group(1).decode("ascii")
         if codec := _codec(label, body):
             return codec, f'the document declares charset "{label}" in a <meta> tag'
+        unknown.append(f'the document declares an unknown charset "{label}" in a <meta> tag')
     if xml := _XML_ENCODING.match(head):
         label = xml.group(1).decode("ascii")
         if codec := _codec(label, body):
             return codec, f'the document declares encoding "{label}" in its XML declaration'
-    unknown = f'the server declared an unknown charset "{declared}"' if declared else "no charset was declared"
-    return "utf-8", f"{unknown}, so UTF-8 was assumed"
+        unknown.append(f'the document declares an unknown encoding "{label}" in its XML declaration')
+    return "utf-8", f"{', and '.join(unknown) or 'no charset was declared'}, so UTF-8 was assumed"
+
+
+def is_xml(media_type: str) -> bool:
+    """Whether a media type is a feed's (XML, but not XHTML, which the page adapters read as HTML)."""
+    return media_type in _XML_TYPES or (media_type.endswith("+xml") and media_type != "application/xhtml+xml")
 
 
 def _document(
@@ -456,6 +474,10 @@ def _document(
         return Document(content=body, url=url, media_type=media_type, charset=None, headers=headers)
     charset, how = decide_charset(body, media_type, declared)
     document = Document(content=body, url=url, media_type=media_type, charset=charset, headers=headers)
+    if is_xml(media_type):
+        # A feed is read as feedparser reads it: past a wrong declaration (windows-1252 bytes said to
+        # be UTF-8), which the feed adapter then reports.
+        return document
     try:
         document.decode()
     except ValueError as exc:

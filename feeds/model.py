@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class Entry:
     authors: tuple[Author, ...] = ()
     contributors: tuple[Author, ...] = ()  # e.g. the interviewee
     labels: tuple[str, ...] = ()  # the source's own type labels ("News", a series name)
+    tags: tuple[str, ...] = ()  # a feed's or page's own categories: shown, a feed only where the config maps them
     categories: tuple[Category, ...] = ()  # the feeds it appears in, set by collate
     enclosures: tuple[Enclosure, ...] = ()
     match_key: str = ""  # joins a listing item to the page it announces
@@ -87,6 +89,24 @@ class Entry:
         _aware(self.updated, f"entry {self.id}: updated")
         if not self.id:
             raise ValueError("entry id must not be empty")
+
+
+# The byte order marks and the codecs they announce; UTF-32's first, as UTF-16's begin them.
+BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def byte_order_mark(raw: bytes) -> tuple[bytes, str] | None:
+    """(the mark, its codec) when `raw` starts with a byte order mark, else None."""
+    for bom, codec in BOMS:
+        if raw.startswith(bom):
+            return bom, codec
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,9 +122,9 @@ class Document:
     def text(self) -> str:
         """The content decoded with the declared charset (BOM first), UTF-8 by default."""
         raw = self.content
-        for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-            if raw.startswith(bom):
-                return raw[len(bom) :].decode(codec, errors="replace")
+        if marked := byte_order_mark(raw):
+            bom, codec = marked
+            return raw[len(bom) :].decode(codec, errors="replace")
         return raw.decode(self.charset or "utf-8", errors="replace")
 
     def decode(self) -> str:
@@ -113,10 +133,9 @@ class Document:
         Raises ValueError naming the charset, the first bad byte and its offset.
         """
         raw, codec, skip = self.content, self.charset or "utf-8", 0
-        for bom, bom_codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-            if raw.startswith(bom):
-                raw, codec, skip = raw[len(bom) :], bom_codec, len(bom)
-                break
+        if marked := byte_order_mark(raw):
+            bom, codec = marked
+            raw, skip = raw[len(bom) :], len(bom)
         try:
             return raw.decode(codec)
         except LookupError:

@@ -107,6 +107,7 @@ class _Item(NamedTuple):
     contributors: tuple[_Person, ...]
     categories: tuple[tuple[str, str], ...]  # (slug, title)
     enclosures: tuple[_Attachment, ...]
+    tags: tuple[str, ...]  # the source's own categories that are not among `categories`
 
 
 # The same few authors and categories recur on thousands of entries: clean each once.
@@ -143,7 +144,14 @@ def _moment(value: datetime) -> datetime:
     return value
 
 
+def _tags(tags: tuple[str, ...], categories: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    shown = {title.casefold() for _, title in categories}
+    cleaned = (" ".join(clean(tag).split()) for tag in tags)
+    return tuple(dict.fromkeys(tag for tag in cleaned if tag and tag.casefold() not in shown))
+
+
 def _item(entry: Entry) -> _Item:
+    categories = tuple(c for c in map(_category, entry.categories) if c is not None) if entry.categories else ()
     return _Item(
         entry,
         clean(entry.id),
@@ -155,8 +163,9 @@ def _item(entry: Entry) -> _Item:
         _moment(entry.updated),
         _people(entry.authors) if entry.authors else (),
         _people(entry.contributors) if entry.contributors else (),
-        tuple(c for c in map(_category, entry.categories) if c is not None) if entry.categories else (),
+        categories,
         _attachments(entry.enclosures) if entry.enclosures else (),
+        _tags(entry.tags, categories) if entry.tags else (),
     )
 
 
@@ -440,8 +449,10 @@ def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
     fe.published(item.published)
     if item.content_html:
         fe.content(item.content_html, type="html")
-    if item.categories:
-        fe.category([{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories])
+    if item.categories or item.tags:
+        # Our categories name feeds under base_url; the source's own tags are plain terms of no scheme.
+        ours = [{"term": slug, "label": label, "scheme": base_url} for slug, label in item.categories]
+        fe.category(ours + [{"term": tag} for tag in item.tags])
     ext = _entry_ext(fe)
     ext.enclosures = item.enclosures
 
@@ -578,8 +589,8 @@ def _json_item(item: _Item) -> dict[str, object]:
     out["date_modified"] = item.updated.isoformat()
     if item.authors:
         out["authors"] = _json_people(item.authors)
-    if item.categories:
-        out["tags"] = [label for _, label in item.categories]
+    if item.categories or item.tags:
+        out["tags"] = [label for _, label in item.categories] + list(item.tags)
     if item.enclosures:
         out["attachments"] = [
             {"url": e.url, "mime_type": e.type, **({"size_in_bytes": e.length} if e.length else {})}

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urljoin, urlsplit
 
 import nh3
+
+from feeds.urls import web_url
 
 TAGS = frozenset({
     "p", "br", "a", "em", "strong", "b", "i", "u", "blockquote", "q", "cite", "code", "pre",
@@ -97,14 +98,4 @@ def html_to_text(fragment: str) -> str:
 
 
 def _absolute_url(value: str, base_url: str) -> str | None:
-    value = value.strip()
-    try:
-        joined = urljoin(base_url, value) if base_url else value
-        parts = urlsplit(joined)
-    except ValueError:  # e.g. an unbalanced "[" in the host
-        return None
-    if parts.scheme.lower() == "mailto":
-        return joined
-    if parts.scheme.lower() not in URL_SCHEMES or not parts.netloc:
-        return None
-    return joined
+    return web_url(value, base_url, URL_SCHEMES) or None

@@ -220,19 +220,29 @@ def _content(entry: Entry) -> dict[str, Any]:
         "content_html": entry.content_html,
         "authors": [[a.name, a.uri, a.email] for a in entry.authors],
         "contributors": [[a.name, a.uri, a.email] for a in entry.contributors],
-        "labels": list(entry.labels),
+        "labels": list(_shown_labels(entry)),
         "enclosures": [[e.url, e.length, e.type] for e in entry.enclosures],
     }
 
 
+def _shown_labels(entry: Entry) -> tuple[str, ...]:
+    # Tags were labels until they had a field of their own: digested together, an entry stored
+    # before keeps its digest, and so its `updated`.
+    return entry.labels + entry.tags if entry.tags else entry.labels
+
+
 def _payload(entry: Entry) -> dict[str, Any]:
     """Everything _entry needs to make the entry again (its categories are collate's, never stored)."""
-    return {
+    payload = {
         **_content(entry),
+        "labels": list(entry.labels),
         "updated": entry.updated.isoformat(),
         "source": entry.source,
         "match_key": entry.match_key,
     }
+    if entry.tags:  # absent when empty, so an entry without tags is stored as it always was
+        payload["tags"] = list(entry.tags)
+    return payload
 
 
 # The JSON text of one str, the function both encoders above call for each string they meet.
@@ -248,7 +258,8 @@ def _content_text(entry: Entry) -> str:
         return (
             f'{{"authors": {_people_text(entry.authors)}, "content_html": {_string(entry.content_html)}, '
             f'"contributors": {_people_text(entry.contributors)}, "enclosures": {_enclosures_text(entry.enclosures)}, '
-            f'"id": {_string(entry.id)}, "labels": {_strings_text(entry.labels)}, "link": {_string(entry.link)}, '
+            f'"id": {_string(entry.id)}, "labels": {_strings_text(_shown_labels(entry))}, '
+            f'"link": {_string(entry.link)}, '
             f'"published": {_string(entry.published.isoformat())}, "summary": {_string(entry.summary)}, '
             f'"title": {_string(entry.title)}}}'
         )
@@ -268,7 +279,8 @@ def _payload_text(entry: Entry) -> str:
             f'"content_html": {_string(entry.content_html)}, "authors": {_people_text(entry.authors)}, '
             f'"contributors": {_people_text(entry.contributors)}, "labels": {_strings_text(entry.labels)}, '
             f'"enclosures": {_enclosures_text(entry.enclosures)}, "updated": {updated}, '
-            f'"source": {_string(entry.source)}, "match_key": {_string(entry.match_key)}}}'
+            f'"source": {_string(entry.source)}, "match_key": {_string(entry.match_key)}'
+            + (f', "tags": {_strings_text(entry.tags)}}}' if entry.tags else "}")
         )
     except TypeError:
         return _JSON.encode(_payload(entry))
@@ -309,6 +321,7 @@ def _entry(data: dict[str, Any]) -> Entry:
         authors=_people(data["authors"]),
         contributors=_people(data["contributors"]),
         labels=tuple(data["labels"]),
+        tags=tuple(data.get("tags", ())),
         enclosures=_enclosures(data["enclosures"]),
         match_key=data["match_key"],
     )

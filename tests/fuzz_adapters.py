@@ -19,8 +19,14 @@ with atheris.instrument_imports(include=["feeds"]):
     from feeds.model import Document
 
 MEDIA_TYPES = ["text/plain", "text/html", "application/xml", "application/xhtml+xml", "application/rss+xml"]
-CHARSETS = [None, "utf-8", "windows-1252", "utf-16", "iso-8859-1"]
-URLS = ["https://www.example.org/news/page.htm", "file:///data/page.txt", "http://[::1", ""]
+CHARSETS = [None, "utf-8", "windows-1252", "utf-16", "utf-16-be", "utf-32-le", "utf-32-be", "iso-8859-1"]
+URLS = [
+    "https://www.example.org/news/page.htm",
+    "https://www.example.org/a b/ü[1].htm",
+    "file:///data/page.txt",
+    "http://[::1",
+    "",
+]
 OPTIONS: dict[str, dict[str, Any]] = {
     "listing": {},
     "interview": {},

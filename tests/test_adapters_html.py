@@ -66,7 +66,7 @@ def test_fixture_pages(name: str) -> None:
             "title": entry.title,
             "link": entry.link,
             "published": entry.published.isoformat(),
-            "labels": list(entry.labels),
+            "tags": list(entry.tags),
             "authors": [author.name for author in entry.authors],
             "summary": entry.summary,
         }
@@ -172,7 +172,7 @@ def test_categories_and_authors_are_deduplicated_in_order() -> None:
         '<span class="c">News</span><span class="a">A. Writer</span><span class="a">B. Writer</span></div>'
     )
     (entry,) = parse(doc, {"item": "div.i", "date": "time", "category": ".c", "author": ".a"})
-    assert entry.labels == ("News", "Africa")
+    assert entry.tags == ("News", "Africa")
     assert [author.name for author in entry.authors] == ["A. Writer", "B. Writer"]
 
 

@@ -34,7 +34,7 @@ SOURCES = [
 FAST = settings(max_examples=200, deadline=None)
 
 MEDIA_TYPES = st.sampled_from(["text/plain", "text/html", "application/octet-stream", "application/xhtml+xml"])
-CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "cp1252", "no-such-charset"])
+CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "utf-32-le", "utf-32-be", "cp1252", "no-such-charset"])
 URLS = st.sampled_from(["file:///data/page.txt", "https://www.ilo.org/global/page.htm", "", "http://[::1"])
 
 # Pieces of real pages, so that generated documents reach deep into the parsers, not just their front door.

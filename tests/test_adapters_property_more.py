@@ -12,13 +12,24 @@ from test_adapters_property import DATES, HREFS, NOISE, TAGS, WORDS, assert_well
 from feeds.adapters.feed import ExistingFeed
 from feeds.adapters.html import CssSelectors
 from feeds.config import SourceConfig, parse
-from feeds.model import Document
+from feeds.fetch import decide_charset
+from feeds.model import Document, Entry
+from feeds.urls import web_url
 
 FAST = settings(max_examples=150, deadline=None)
 MEDIA_TYPES = st.sampled_from(["text/html", "application/xml", "application/rss+xml", "text/plain", ""])
-CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "no-such-charset"])
+CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "utf-32-le", "utf-32-be", "no-such-charset"])
 HEADERS = st.sampled_from([{}, {"last-modified": "Wed, 03 Nov 2021 10:00:00 GMT"}, {"date": "garbage"}])
 SCHEMES = ["javascript:", "JaVaScRiPt:", "java\tscript:", "vbscript:", "data:text/html,", ""]
+# Addresses a feed or page holds as written, which must be escaped or dropped before they are published.
+TO_ESCAPE = st.one_of(
+    st.sampled_from([
+        "https://www.example.org/a b/ü[1]|x?q=a b#f g", "/p/é è.pdf", "pics/a\"b<c>.jpg", "https://:443/x",
+        "http:///", "https:///path", "https://www.example.org/%zz%4", "https://exa mple.org/", "//www.example.org/ x",
+    ]),
+    WORDS.map(lambda word: f"https://www.example.org/{word}"),
+)  # fmt: skip
+ENCODINGS = st.sampled_from(["utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp1252"])
 
 
 def source(adapter: str, options: dict[str, object]) -> SourceConfig:
@@ -50,7 +61,8 @@ HTML_ITEM = st.builds(
         f'<p>{summary}</p><div class="c">{content}</div><span class="t">{noise}</span></article>'
         f'<li><span class="d">{date}</span><a href="{href}">{title}</a><span class="by">{noise}</span></li>'
     ),
-    WORDS, st.one_of(HREFS, st.sampled_from(SCHEMES).map(lambda s: s + "alert(1)")), DATES, FRAGMENT, FRAGMENT, NOISE,
+    WORDS, st.one_of(HREFS, TO_ESCAPE, st.sampled_from(SCHEMES).map(lambda s: s + "alert(1)")), DATES, FRAGMENT,
+    FRAGMENT, NOISE,
 )  # fmt: skip
 HTML_PAGES = st.lists(HTML_ITEM, max_size=5).map(lambda items: f"<html><body><ul>{''.join(items)}</ul></body></html>")
 
@@ -65,7 +77,7 @@ RSS_ITEM = st.builds(
         f"<description>{_xml(body)}</description><category>{_xml(cat)}</category>"
         f'<enclosure url="{_xml(link)}" length="x" type="audio/mpeg"/></item>'
     ),
-    WORDS, st.one_of(HREFS, st.sampled_from(SCHEMES).map(lambda s: s + "x")),
+    WORDS, st.one_of(HREFS, TO_ESCAPE, st.sampled_from(SCHEMES).map(lambda s: s + "x")),
     st.sampled_from(["Wed, 03 Nov 2021 10:00:00 GMT", "", "garbage", "2021-11-03", "Sun, 31 Feb 2021 25:00:00 +9999"]),
     FRAGMENT, WORDS,
 )  # fmt: skip
@@ -74,7 +86,7 @@ ATOM_ENTRY = st.builds(
         f'<entry><title type="html">{_xml(title)}</title><id>{_xml(link) or "urn:x:1"}</id>'
         f'<link href="{_xml(link)}"/><updated>{date}</updated><content type="{kind}">{_xml(body)}</content></entry>'
     ),
-    WORDS, st.one_of(HREFS, st.sampled_from(SCHEMES).map(lambda s: s + "x")),
+    WORDS, st.one_of(HREFS, TO_ESCAPE, st.sampled_from(SCHEMES).map(lambda s: s + "x")),
     st.sampled_from(["2021-11-03T10:00:00Z", "2021-11-03", "", "9999-99-99T99:99:99Z"]),
     FRAGMENT, st.sampled_from(["html", "text", "xhtml", "application/octet-stream"]),
 )  # fmt: skip
@@ -104,6 +116,14 @@ def assert_sanitized(content_html: str) -> None:
             assert not name.lower().startswith("on"), content_html
             if name in ("href", "src"):
                 assert value.startswith(("http://", "https://", "mailto:")), content_html
+                assert_valid_url(value)
+
+
+def assert_valid_url(url: str) -> None:
+    """Nothing left to escape: no space or control character, and making it valid again changes nothing."""
+    assert not any(char.isspace() or not char.isprintable() for char in url), url
+    schemes = ("http", "https", "mailto")
+    assert web_url(url, schemes=schemes) == url, url
 
 
 def check(doc: Document, sources: list[SourceConfig], adapter: CssSelectors | ExistingFeed) -> None:
@@ -112,6 +132,16 @@ def check(doc: Document, sources: list[SourceConfig], adapter: CssSelectors | Ex
             assert entry.title
             assert_sanitized(entry.content_html)
             assert not entry.link or entry.link.startswith(("http://", "https://"))
+            assert_urls(entry)
+
+
+def assert_urls(entry: Entry) -> None:
+    for url in (entry.link, *(enclosure.url for enclosure in entry.enclosures)):
+        if url:
+            assert_valid_url(url)
+    if entry.id.startswith(("http://", "https://")):
+        assert_valid_url(entry.id)
+    assert not any(char.isspace() for char in entry.id), entry.id
 
 
 @FAST
@@ -154,6 +184,35 @@ def test_feed_adapter_plausible_feeds(text: str, headers: dict) -> None:
         for entry in run(ExistingFeed(), doc, src):
             assert_well_formed_loose(entry)
             assert_sanitized(entry.content_html)
+            assert_urls(entry)
+
+
+@FAST
+@given(text=st.one_of(RSS_FEED, ATOM_FEED), encoding=ENCODINGS, declared=st.booleans(), headers=HEADERS)
+def test_feed_adapter_feeds_in_odd_encodings(text: str, encoding: str, declared: bool, headers: dict) -> None:
+    """A feed in UTF-16 or UTF-32 (no byte order mark) or windows-1252, declared or not, reads as its UTF-8 twin."""
+    plain = text.removeprefix('<?xml version="1.0"?>')
+    label = encoding.removesuffix("-le").removesuffix("-be")
+    declaration = f'<?xml version="1.0" encoding="{label}"?>' if declared else ""
+    content = (declaration + plain).encode(encoding, "replace")  # windows-1252 has no "?" for some
+    charset = decide_charset(content, "application/xml")[0]  # as fetch.py hands documents on
+    odd = Document(content=content, url="https://www.example.org/f.xml", charset=charset, headers=headers)
+    written = content.decode(encoding).removeprefix(declaration)
+    twin = Document(content=written.encode("utf-8"), url="https://www.example.org/f.xml", headers=headers)
+    if encoding == "cp1252" and not declared and content != twin.content and _is_utf8(content):
+        return  # windows-1252 bytes that are UTF-8 too are read as UTF-8, as they should be
+    for src in FEED_SOURCES:
+        expected = [(e.id, e.title, e.link) for e in run(ExistingFeed(), twin, src)]
+        got = [(e.id, e.title, e.link) for e in run(ExistingFeed(), odd, src)]
+        assert got == expected
+
+
+def _is_utf8(content: bytes) -> bool:
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def assert_well_formed_loose(entry: object) -> None:

@@ -150,3 +150,53 @@ def test_order_is_newest_first_and_capped() -> None:
     c = item(id="c", published=DAY)
     assert [e.id for e in order([a, b, c], 10)] == ["b", "a", "c"]
     assert [e.id for e in order([c, b, a], 2)] == ["b", "a"]
+
+
+def test_tags_make_no_feed_unless_the_config_maps_them() -> None:
+    import tomllib
+
+    raw = tomllib.loads("""
+[site]
+title = "T"
+base_url = "https://e.org/"
+[[categories]]
+slug = "housing"
+title = "Housing"
+types = ["housing"]
+[[sources]]
+name = "blog"
+adapter = "feed"
+location = "https://blog.e.org/feed.xml"
+[[sources]]
+name = "mapped"
+adapter = "html"
+location = "https://page.e.org/"
+categories = { "Energy" = "energy" }
+options = { item = "article", category = ".tag" }
+[[sources]]
+name = "listing"
+adapter = "listing"
+location = "a.txt"
+""")
+    cfg = parse(raw, Path("config.toml"))
+    tags = ("Housing", "Energy", "Youth", "Week 3")
+    entries = [
+        Merged(entry=item(id="1", source="blog", tags=tags), sources=frozenset({"blog"})),
+        Merged(entry=item(id="2", source="mapped", tags=tags), sources=frozenset({"mapped"})),
+        Merged(entry=item(id="3", source="listing", labels=("Spotlight",)), sources=frozenset({"listing"})),
+        # Stored before tags had a field of their own: a feed's categories as labels still make no feed.
+        Merged(entry=item(id="4", source="blog", labels=("Youth",)), sources=frozenset({"blog"})),
+    ]
+    feeds = categorize(entries, cfg.categories, cfg.sources)
+    assert {slug: [e.id for e in es] for slug, es in feeds.items()} == {
+        "all": ["1", "2", "3", "4"],
+        "housing": ["1", "2"],
+        "energy": ["2"],
+        "spotlight": ["3"],
+    }
+    assert feeds["all"][0].tags == tags  # still on the entry, for the renderer to show
+
+
+def test_merged_entries_keep_the_tags_of_each() -> None:
+    (one,) = merge([(item(source="a", tags=("Housing",)), SEEN), (item(source="b", tags=("Energy", "Housing")), SEEN)])
+    assert one.entry.tags == ("Housing", "Energy")

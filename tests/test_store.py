@@ -147,6 +147,7 @@ ENTRIES = st.builds(
     authors=AUTHORS,
     contributors=AUTHORS,
     labels=st.lists(TEXT, max_size=3).map(tuple),
+    tags=st.lists(TEXT, max_size=3).map(tuple),
     enclosures=st.lists(
         st.builds(Enclosure, url=TEXT, length=st.integers(min_value=0, max_value=2**70), type=TEXT), max_size=2
     ).map(tuple),
@@ -172,7 +173,13 @@ def test_entry_texts_are_what_the_encoders_write(entry: Entry) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"title": None}, {"link": 7}, {"labels": ("News", None)}, {"authors": (Author(name=None),)}],  # type: ignore[arg-type]
+    [
+        {"title": None},
+        {"link": 7},
+        {"labels": ("News", None)},
+        {"tags": ("Housing", None)},
+        {"authors": (Author(name=None),)},
+    ],  # type: ignore[arg-type]
 )
 def test_fields_of_the_wrong_type_are_written_as_the_encoders_write_them(change: dict[str, Any]) -> None:
     odd = replace(entry("a"), **change)
@@ -197,6 +204,11 @@ def test_content_hash_is_the_one_existing_databases_hold() -> None:
         match_key="k",
     )
     assert content_hash(pinned) == "a8f481a643d1c9859d7cf3d1345f4b3fd740194a5526807a9ab60d670e827aee"
+    # A feed's categories were stored as labels before they were tags: the same digest, the same `updated`.
+    as_tags = replace(pinned, labels=(), tags=pinned.labels)
+    assert content_hash(as_tags) == content_hash(pinned)
+    assert '"tags"' not in store_module._payload_text(pinned)
+    assert store_module._entry(json.loads(store_module._payload_text(as_tags))).tags == pinned.labels
 
 
 def _old_identical(a: datetime, b: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 import time
@@ -10,15 +11,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, unquote, urlsplit
 
 import feedparser
 
-from feeds.adapters.common import clean_text, is_http
+from feeds.adapters.common import clean_text
 from feeds.config import SourceConfig
-from feeds.errors import SourceError
-from feeds.model import Author, Document, Enclosure, Entry, slugify
+from feeds.errors import SourceError, SourceWarning
+from feeds.model import Author, Document, Enclosure, Entry, byte_order_mark, slugify
 from feeds.sanitize import html_to_text, sanitize_html
+from feeds.urls import iri, web_url
 
 OPTIONS = frozenset({"include", "exclude", "include_categories", "exclude_categories"})
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
@@ -26,6 +28,11 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # a valid atom:id and is only unique within its own feed.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 _TITLE_FROM_TEXT = 80
+_MONTHS = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+_XML_ENCODING = re.compile(r"""\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 # "2021-09-01" or "2021-09-01T10:00:00" (a dc:date, an Atom date missing its offset): no zone of its own.
 _ZONELESS = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
 
@@ -55,7 +62,7 @@ class _Filters:
 
     def keep(self, entry: Entry) -> bool:
         text = f"{entry.title} {entry.summary}".casefold()
-        labels = {label.casefold() for label in entry.labels}
+        labels = {tag.casefold() for tag in entry.tags}
         if self.include and not any(_has_word(text, word) for word in self.include):
             return False
         if any(_has_word(text, word) for word in self.exclude):
@@ -101,11 +108,14 @@ class ExistingFeed:
             # unknown name or a NUL in it escape from its codec lookup.
             raise SourceError(source.name, f"{doc.url}: not a readable feed ({exc})") from exc
         raw_entries: list[Any] = list(parsed.get("entries", []))
+        misread = _misread(doc, parsed)
         if not raw_entries:
-            if parsed.get("bozo"):
+            if _malformed(parsed):
                 raise SourceError(source.name, f"{doc.url}: not a readable feed ({_reason(parsed)})")
             if not parsed.get("version"):
                 raise SourceError(source.name, f"{doc.url}: not an RSS or Atom feed (no rss, rdf:RDF or feed element)")
+            if misread:
+                raise SourceWarning(source.name, misread)
             return
         filters = _Filters.from_options(source.options)
         fallback = _feed_date(parsed.get("feed", {})) or doc.date()
@@ -122,10 +132,12 @@ class ExistingFeed:
             numbers = ", ".join(str(number) for number, _ in bad)
             reasons = "; ".join(f"entry {number}: {why}" for number, why in bad)
             noun = "entry" if len(bad) == 1 else "entries"
-            malformed = f"; the feed is not well-formed ({_reason(parsed)})" if parsed.get("bozo") else ""
+            malformed = f"; the feed is not well-formed ({_reason(parsed)})" if _malformed(parsed) else ""
             raise SourceError(
                 source.name, f"{doc.url}: {noun} {numbers} of {len(raw_entries)} cannot be read ({reasons}){malformed}"
             )
+        if misread:
+            raise SourceWarning(source.name, misread)
 
 
 def _feedparser(doc: Document) -> Any:
@@ -135,6 +147,52 @@ def _feedparser(doc: Document) -> Any:
     content_type = "application/xml" + (f"; charset={doc.charset}" if doc.charset else "")
     headers = {"content-type": content_type, "content-location": doc.url}
     return feedparser.parse(doc.content, response_headers=headers)
+
+
+def _malformed(parsed: Any) -> bool:
+    """Whether feedparser found the feed broken; a wrong encoding declaration it read past is not."""
+    return bool(parsed.get("bozo")) and not isinstance(
+        parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride
+    )
+
+
+def _misread(doc: Document, parsed: Any) -> str:
+    """What to warn of when the feed was read in another encoding than it declares (or, declaring none, UTF-8)."""
+    used = str(parsed.get("encoding") or "")
+    if not used or not parsed.get("version"):
+        return ""
+    marked = byte_order_mark(doc.content)
+    head = doc.content[len(marked[0]) if marked else 0 :][:1024].decode(used, errors="replace")
+    if label := _charset_param(doc.headers.get("content-type", "")):
+        said = f'the server declared charset "{label}"'
+    elif found := _XML_ENCODING.match(head):
+        label, said = found[1], f'the XML declaration says "{found[1]}"'
+    elif marked:
+        return ""  # the byte order mark says it all
+    else:
+        label, said = "utf-8", "no encoding is declared (so UTF-8 is meant)"
+    if _family(label) == _family(used):
+        return ""
+    return f"{doc.url}: {said}, but the document is not {label}: read as {used}"
+
+
+def _charset_param(content_type: str) -> str:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'")
+    return ""
+
+
+def _family(label: str) -> str:
+    """The encoding a label names, with the names for one encoding made one: "UTF-16" and "utf-16le"."""
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return label.casefold()
+    if name in ("ascii", "iso8859-1", "cp1252"):
+        return "cp1252"  # what servers and feeds that say "latin-1" or "ascii" mean (WHATWG Encoding)
+    return name[:6] if name.startswith(("utf-16", "utf-32")) else name
 
 
 def _reason(parsed: Any) -> str:
@@ -151,16 +209,18 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
     base = str(_detail(raw, "title_detail").get("base") or doc_url)
     summary = _detail_text(_detail(raw, "summary_detail"), raw.get("summary", ""))
     content_html = _content_html(raw, base)
-    title = _detail_text(_detail(raw, "title_detail"), raw.get("title", "")) or _shorten(summary)
-    if not title:
-        raise _Unreadable("no title and no text")
-    link = _absolute(str(raw.get("link") or ""), base)
+    enclosures = _enclosures(raw.get("enclosures") or [], base)
+    # RSS needs only a title or a description: an item of an image or a file alone is named by what it has.
+    own_title = _detail_text(_detail(raw, "title_detail"), raw.get("title", ""))
+    title = own_title or _shorten(summary) or _file_name(enclosures)
+    link = web_url(str(raw.get("link") or ""), base)
 
     own_published = _when(raw, "published", source.time_zone)
     own_updated = _when(raw, "updated", source.time_zone)
     published = own_published or own_updated or fallback
     if published is None:
-        raise _Unreadable(f'"{title}" has no date, and neither has the feed')
+        raise _Unreadable(f'"{title}" has no date, and neither has the feed' if title else "no title, text or date")
+    title = title or _day(published)
     updated = max(own_updated or published, published)
 
     own_date = own_published or own_updated
@@ -177,17 +237,21 @@ def _entry(raw: Any, source: SourceConfig, doc_url: str, fallback: datetime | No
             content_html=content_html,
             authors=_people(raw.get("authors") or ([raw["author_detail"]] if raw.get("author_detail") else [])),
             contributors=_people(raw.get("contributors") or []),
-            labels=_unique(clean_text(str(tag.get("label") or tag.get("term") or "")) for tag in raw.get("tags") or []),
-            enclosures=_enclosures(raw.get("enclosures") or [], base),
+            tags=_unique(html_to_text(str(tag.get("label") or tag.get("term") or "")) for tag in raw.get("tags") or []),
+            enclosures=enclosures,
         )
     except ValueError as exc:
         raise _Unreadable(str(exc)) from exc
 
 
 def _id(given: str, link: str, source: SourceConfig, key: str) -> str:
-    """The feed's own id when it is a URI (kept verbatim, so other sources with it dedupe), else ours."""
+    """The feed's own id when it is a URI (kept as written when valid, so other sources with it dedupe), else ours."""
     if given and _URI.match(given):
-        return given
+        if not given.startswith(("http:", "https:")):
+            return iri(given)
+        # A permalink as a guid: made valid as the link is, so the two stay equal.
+        if url := web_url(given):
+            return url
     if given:
         return source.tag("guid:" + quote(given, safe=""))
     return link or source.tag(key)
@@ -229,16 +293,16 @@ def _people(people: Iterable[Any]) -> tuple[Author, ...]:
             continue
         email = clean_text(str(person.get("email") or ""))
         name = clean_text(str(person.get("name") or "")) or email
-        uri = str(person.get("href") or "").strip()
+        uri = web_url(str(person.get("href") or ""))
         if name:
-            found.setdefault((name, uri, email), Author(name=name, uri=uri if is_http(uri) else "", email=email))
+            found.setdefault((name, uri, email), Author(name=name, uri=uri, email=email))
     return tuple(found.values())
 
 
 def _enclosures(enclosures: Iterable[Any], base: str) -> tuple[Enclosure, ...]:
     found: dict[str, Enclosure] = {}
     for enclosure in enclosures:
-        url = _absolute(str(enclosure.get("href") or ""), base)
+        url = web_url(str(enclosure.get("href") or ""), base)
         if not url:
             continue
         length = str(enclosure.get("length") or "").strip()
@@ -251,12 +315,16 @@ def _unique(texts: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(text for text in texts if text))
 
 
-def _absolute(href: str, base: str) -> str:
-    try:
-        url = urljoin(base, href.strip()) if href.strip() else ""
-    except ValueError:
-        return ""
-    return url if is_http(url) else ""
+def _file_name(enclosures: tuple[Enclosure, ...]) -> str:
+    for enclosure in enclosures:
+        if name := clean_text(unquote(urlsplit(enclosure.url).path.rpartition("/")[2])):
+            return name
+    return ""
+
+
+def _day(when: datetime) -> str:
+    """ "5 March 2024": a date in words, the same in every locale."""
+    return f"{when.day} {_MONTHS[when.month - 1]} {when.year}"
 
 
 def _shorten(text: str) -> str:

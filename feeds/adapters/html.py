@@ -7,7 +7,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
-from urllib.parse import urljoin
 
 import cssselect
 from dateutil import parser as dateutil_parser
@@ -16,11 +15,12 @@ from lxml.cssselect import CSSSelector
 from lxml.html import HtmlElement
 
 from feeds.adapters import dates
-from feeds.adapters.common import clean_text, html_tree, is_http, strip_unwanted
+from feeds.adapters.common import clean_text, html_tree, strip_unwanted
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.model import Author, Document, Entry, slugify
 from feeds.sanitize import html_to_text, sanitize_html
+from feeds.urls import web_url
 
 SELECTORS = ("item", "title", "link", "date", "summary", "content", "category", "author")
 OPTIONS = frozenset({*SELECTORS, "date_format"})
@@ -147,7 +147,7 @@ def _entry(
 
     summary_element = selectors.first("summary", element)
     content_element = selectors.first("content", element)
-    labels = _unique(_text(found) for found in selectors.all("category", element))
+    tags = _unique(_text(found) for found in selectors.all("category", element))
     names = _unique(_text(found) for found in selectors.all("author", element))
 
     # A date taken from the page itself would change the id at every fetch: only the item's own date counts.
@@ -163,7 +163,7 @@ def _entry(
             summary=_text(summary_element) if summary_element is not None else "",
             content_html=sanitize_html(_inner_html(content_element), base) if content_element is not None else "",
             authors=tuple(Author(name=name) for name in names),
-            labels=labels,
+            tags=tags,
         )
     except ValueError as exc:  # the model refuses it (e.g. an empty id): still only this item
         raise _Unreadable(str(exc)) from exc
@@ -193,17 +193,9 @@ def _link(element: HtmlElement, title_element: HtmlElement, selectors: _Selector
         if not href:
             inner = candidate.cssselect("a[href]")
             href = inner[0].get("href") if inner else None
-        if href and (url := _absolute(href, base)):
+        if href and (url := web_url(href, base)):
             return url
     return ""
-
-
-def _absolute(href: str, base: str) -> str:
-    try:
-        url = urljoin(base, href.strip())
-    except ValueError:
-        return ""
-    return url if is_http(url) else ""
 
 
 def _text(element: HtmlElement) -> str:
@@ -243,10 +235,7 @@ def _base_url(root: HtmlElement, url: str) -> str:
     base = root.find(".//base[@href]")
     if base is None:
         return url
-    try:
-        return urljoin(url, str(base.get("href")).strip())
-    except ValueError:
-        return url
+    return web_url(str(base.get("href")), url) or url
 
 
 # --- dates ------------------------------------------------------------------------------------

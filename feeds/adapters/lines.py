@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from typing import Literal, NamedTuple
-from urllib.parse import urljoin
 
 from lxml.html import HtmlElement
 
-from feeds.adapters.common import clean_text, html_tree, is_http, strip_unwanted
+from feeds.adapters.common import clean_text, html_tree, strip_unwanted
 from feeds.errors import SourceError
 from feeds.model import Document
+from feeds.urls import web_url
 
 Kind = Literal["text", "heading", "item", "type"]
 
@@ -86,7 +86,7 @@ def parse_html(doc: Document, source: str) -> tuple[HtmlElement, str]:
     base = doc.url
     for element in root.iter("base"):
         if href := clean_text(element.get("href") or ""):
-            base = _absolute(doc.url, href) or doc.url
+            base = web_url(href, doc.url) or doc.url
             break
     for element in list(root.iter()):
         skipped = not isinstance(element.tag, str) or element.tag in _SKIP
@@ -163,17 +163,8 @@ def _href(element: HtmlElement, text: str, base: str) -> str:
         href = clean_text(anchor.get("href") or "")
         whole = anchor is element or element.tag in _HEADINGS or _text(anchor) == text
         if href and not href.startswith("#") and whole:
-            url = _absolute(base, href)
-            return url if is_http(url) else ""
+            return web_url(href, base)
     return ""
-
-
-def _absolute(base: str, href: str) -> str:
-    """`href` resolved against `base`; "" when either is not a URL urllib can read (an unclosed "[::1")."""
-    try:
-        return urljoin(base, href)
-    except ValueError:
-        return ""
 
 
 def _when(element: HtmlElement) -> str:
