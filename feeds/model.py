@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 
+# The `published` an adapter gives an undated entry; the store replaces it with when the entry was first seen.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _aware(value: datetime, what: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -60,6 +63,7 @@ class Entry:
     categories: tuple[Category, ...] = ()  # the feeds it appears in, set by collate
     enclosures: tuple[Enclosure, ...] = ()
     match_key: str = ""  # joins a listing item to the page it announces
+    undated: bool = False  # the source gave no date (an announced event): dated by when it was first seen
 
     def __post_init__(self) -> None:
         _aware(self.published, f"entry {self.id}: published")

@@ -78,6 +78,12 @@ class Metrics:
         self.source_entries = Gauge(
             "feeds_source_entries", "Entries the source gave on its last read.", ["source"], registry=self.registry
         )
+        self.source_warnings = Gauge(
+            "feeds_source_warnings",
+            "Warnings of the source's last read (items left unread, an encoding guessed); the source did not fail.",
+            ["source"],
+            registry=self.registry,
+        )
         self.feed_entries = Gauge(
             "feeds_feed_entries", "Entries in each published feed file.", ["feed"], registry=self.registry
         )
@@ -316,6 +322,11 @@ class Daemon:
         result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
         self.metrics.fetches.labels(name, result).inc()
         self.metrics.source_entries.labels(name).set(report.entries)
+        warnings = report.warnings.splitlines()
+        if not report.failed:  # a failed read says nothing of what the document holds
+            self.metrics.source_warnings.labels(name).set(len(warnings))
+        for warning in warnings:
+            log.warning(logfmt(event="source_warning", source=name, warning=warning))
         failures = self.metrics.failures.labels(name)  # present at 0 from the first fetch on, so alerts can rate() it
         if report.failed:
             failures.inc()
@@ -440,8 +451,8 @@ def _utc_text(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, str, str]]:
-    """Per source: name, last fetch, result, next run, entries, error — for the status page and `feeds status`."""
+def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, str, str, str]]:
+    """Per source: name, last fetch, result, next run, entries, error, warning: for /status and `feeds status`."""
     rows = []
     for source in config.sources:
         state = store.source(source.name)
@@ -449,6 +460,9 @@ def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, 
             result = "never fetched"
         elif state.last_error:
             result = f"failing ({state.failures} in a row)"
+        elif state.last_warning:
+            count = len(state.last_warning.splitlines())
+            result = f"ok, {count} warning{'s' * (count > 1)}"
         else:
             result = "ok"
         rows.append(
@@ -459,6 +473,7 @@ def source_rows(config: Config, store: Store) -> list[tuple[str, str, str, str, 
                 _utc_text(state.next_run),
                 str(state.entries),
                 state.last_error,
+                state.last_warning,
             )
         )
     return rows
@@ -481,12 +496,12 @@ def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
                 E.TR(
                     E.TD(name),
                     E.TD(last),
-                    E.TD(result, title=error) if error else E.TD(result),
+                    E.TD(result, title=error) if error else _result_cell(result, warning),
                     E.TD(nxt),
                     E.TD(count),
-                    **{"class": "failing" if error else "ok"},
+                    **{"class": "failing" if error else ("warning" if warning else "ok")},
                 )
-                for name, last, result, nxt, count, error in source_rows(config, store)
+                for name, last, result, nxt, count, error, warning in source_rows(config, store)
             )
         ),
         id="sources",
@@ -507,7 +522,7 @@ def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
             E.TITLE(f"Status · {config.site.title}"),
             E.STYLE(
                 "body{font:15px/1.4 system-ui,sans-serif;margin:2rem}td,th{padding:.2rem .6rem;"
-                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}"
+                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}tr.warning td{color:#850}"
             ),
         ),
         E.BODY(
@@ -521,6 +536,13 @@ def status_html(config: Config, store: Store, entries: dict[str, int]) -> bytes:
         lang="en",
     )
     return html_document(page)
+
+
+def _result_cell(result: str, warning: str) -> E.HtmlElement:
+    """A source's result, and what its last read left unread, in full: an operator acts on the line numbers."""
+    if not warning:
+        return E.TD(result)
+    return E.TD(result, *(E.DIV(E.SMALL(line)) for line in warning.splitlines()))
 
 
 def send_reload(config: Config) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 from feeds.errors import FeedsError
 from feeds.model import Author, Enclosure, Entry
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -63,6 +63,10 @@ _MIGRATIONS: tuple[str, ...] = (
         changed      TEXT NOT NULL
     );
     """,
+    # 2: a source read in part keeps its warning (items left unread, an encoding guessed) for `feeds status`.
+    """
+    ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT ''
+    """,
 )
 
 
@@ -86,6 +90,7 @@ class SourceState:
     gone: bool = False
     entries: int = 0
     next_run: str = ""  # set by the daemon's scheduler, for `feeds status`
+    last_warning: str = ""  # what the last read left unread, though the source did not fail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,12 +132,15 @@ def _content(entry: Entry) -> dict[str, Any]:
 
 def _payload(entry: Entry) -> dict[str, Any]:
     """Everything _entry needs to make the entry again (its categories are collate's, never stored)."""
-    return {
+    payload = {
         **_content(entry),
         "updated": entry.updated.isoformat(),
         "source": entry.source,
         "match_key": entry.match_key,
     }
+    if entry.undated:  # only then: the payloads of dated entries stay as they always were
+        payload["undated"] = True
+    return payload
 
 
 # The JSON text of one str, the function both encoders above call for each string they meet.
@@ -168,10 +176,14 @@ def _payload_text(entry: Entry) -> str:
             f'"content_html": {_string(entry.content_html)}, "authors": {_people_text(entry.authors)}, '
             f'"contributors": {_people_text(entry.contributors)}, "labels": {_strings_text(entry.labels)}, '
             f'"enclosures": {_enclosures_text(entry.enclosures)}, "updated": {updated}, '
-            f'"source": {_string(entry.source)}, "match_key": {_string(entry.match_key)}}}'
+            f'"source": {_string(entry.source)}, "match_key": {_string(entry.match_key)}'
+            f"{_UNDATED if entry.undated else ''}}}"
         )
     except TypeError:
         return _JSON.encode(_payload(entry))
+
+
+_UNDATED = ', "undated": true'
 
 
 def _people_text(people: tuple[Author, ...]) -> str:
@@ -206,6 +218,7 @@ def _entry(data: dict[str, Any]) -> Entry:
         labels=tuple(data["labels"]),
         enclosures=_enclosures(data["enclosures"]),
         match_key=data["match_key"],
+        undated=data.get("undated", False),
     )
 
 
@@ -216,6 +229,12 @@ def _people(rows: list[list[str]]) -> tuple[Author, ...]:
 
 def _enclosures(rows: list[list[Any]]) -> tuple[Enclosure, ...]:
     return tuple(Enclosure(url=u, length=n, type=t) for u, n, t in rows) if rows else ()
+
+
+def _dated(entry: Entry, first_seen: datetime) -> tuple[Entry, datetime]:
+    if entry.undated:
+        entry = replace(entry, published=first_seen, updated=first_seen)
+    return entry, first_seen
 
 
 def _iso(moment: datetime) -> str:
@@ -314,9 +333,12 @@ class Store:
         return len(rows)
 
     def items(self) -> list[tuple[Entry, datetime]]:
-        """Every item any source ever gave, with when it was first seen, in a stable order."""
+        """Every item any source ever gave, with when it was first seen, in a stable order.
+
+        An undated item is dated by when it was first seen, which never moves once recorded.
+        """
         rows = self._db.execute("SELECT data, first_seen FROM items ORDER BY source, id").fetchall()
-        return [(_entry(json.loads(data)), datetime.fromisoformat(first)) for data, first in rows]
+        return [_dated(_entry(json.loads(data)), datetime.fromisoformat(first)) for data, first in rows]
 
     # -- published entries: identity and time --------------------------------------------------
 
@@ -371,7 +393,7 @@ class Store:
     def source(self, name: str) -> SourceState:
         row = self._db.execute(
             "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
-            "redirect, gone, entries, next_run FROM sources WHERE name = ?",
+            "redirect, gone, entries, next_run, last_warning FROM sources WHERE name = ?",
             (name,),
         ).fetchone()
         if row is None:
@@ -389,6 +411,7 @@ class Store:
             gone=bool(row[9]),
             entries=row[10],
             next_run=row[11],
+            last_warning=row[12],
         )
 
     def sources(self) -> list[SourceState]:
@@ -399,12 +422,13 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO sources (name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, "
-                "failures, redirect, gone, entries, next_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "failures, redirect, gone, entries, next_run, last_warning) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET doc_hash = excluded.doc_hash, etag = excluded.etag, "
                 "last_modified = excluded.last_modified, last_attempt = excluded.last_attempt, "
                 "last_success = excluded.last_success, last_error = excluded.last_error, "
                 "failures = excluded.failures, redirect = excluded.redirect, gone = excluded.gone, "
-                "entries = excluded.entries, next_run = excluded.next_run",
+                "entries = excluded.entries, next_run = excluded.next_run, last_warning = excluded.last_warning",
                 (
                     state.name,
                     state.doc_hash,
@@ -418,6 +442,7 @@ class Store:
                     int(state.gone),
                     state.entries,
                     state.next_run,
+                    state.last_warning,
                 ),
             )
 
