@@ -150,6 +150,7 @@ ENTRIES = st.builds(
         st.builds(Enclosure, url=TEXT, length=st.integers(min_value=0, max_value=2**70), type=TEXT), max_size=2
     ).map(tuple),
     match_key=TEXT,
+    undated=st.booleans(),
 )
 
 
@@ -211,3 +212,39 @@ def test_identical_is_the_field_by_field_comparison(a: datetime, b: datetime, ne
         b = a.astimezone(b.tzinfo) if b.fold else a.replace(tzinfo=b.tzinfo)
     assert store_module._identical(a, b) == _old_identical(a, b)
     assert store_module._identical(a, a) and store_module._identical(a, a.replace(fold=a.fold))
+
+
+def test_a_version_1_database_gains_the_warning_column_and_keeps_its_sources(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "f.db")
+    db.executescript(store_module._MIGRATIONS[0])
+    db.execute("INSERT INTO sources (name, last_error, failures, entries) VALUES ('africa', 'old error', 2, 7)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "f.db") as store:
+        state = store.source("africa")
+        assert (state.last_error, state.failures, state.entries, state.last_warning) == ("old error", 2, 7, "")
+        store.put_source(replace(state, last_warning="africa: 1 item-like line left unread: line 12"))
+        assert store.source("africa").last_warning.endswith("line 12")
+    db = sqlite3.connect(tmp_path / "f.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()
+
+
+def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -> None:
+    from feeds.model import UNDATED
+
+    announced = replace(entry("event"), published=UNDATED, updated=UNDATED, undated=True)
+    dated = entry("news")
+    with Store(tmp_path / "f.db") as store:
+        store.save_items("s", [announced, dated], NOW)
+        for later in (NOW + timedelta(hours=1), NOW + timedelta(days=30)):
+            store.save_items("s", [replace(announced, summary="Details to follow."), dated], later)
+            items = {e.id: (e, seen) for e, seen in store.items()}
+            event, seen = items[announced.id]
+            assert event.published == event.updated == seen == NOW and event.undated
+            assert items[dated.id][0].published == DAY  # a dated item keeps its own date
+            assert store.stamp([event], later)[0].entry.published == NOW
+    # The payload of a dated entry is as it always was: no "undated" key.
+    assert "undated" not in store_module._payload_text(dated)
+    assert store_module._payload_text(announced).endswith(', "undated": true}')

@@ -45,6 +45,7 @@ _CHROME_CLASS = re.compile(r"breadcrumb", re.IGNORECASE)
 # A summary line this short that names a year is a date the page gave in words ("Autumn 2021"), not a summary.
 _VAGUE_DATE = re.compile(r"(?<!\d)(?:1[89]|2\d)\d\d(?!\d)")
 _VAGUE_WORDS = 4
+_TYPE_WORDS = 3
 
 
 class Listing:
@@ -106,8 +107,8 @@ class Listing:
             unread = sorted(set(unread))
             raise SourceWarning(
                 source.name,
-                f"{len(unread)} item-like line{'s' * (len(unread) > 1)} (a date, a number or a bullet) "
-                f"read as no item's: {_lines_text(unread)}",
+                f"{len(unread)} item-like line{'s' * (len(unread) > 1)} left unread (a date, an item number or a "
+                f"bullet that no item took): {_lines_text(unread)}",
             )
 
 
@@ -266,13 +267,14 @@ def _date_texts(line: Line) -> tuple[list[str], str, str] | None:
 
     None if the line is no date line. A place follows the date after a comma ("01 June 2022, Vientiane").
     """
-    split = split_type_date(line.text)
-    text = split[1] if split else line.text
-    label = line.label or (split[0] if split else "")
-    placed = split_date_place(text) if "," in text else None
-    place = ""
+    text, place = line.text, ""
+    placed = _place_split(text) if "," in text else None
     if placed is not None:
         text, place = placed
+    split = split_type_date(text)
+    label = line.label or (split[0] if split else "")
+    if split:
+        text = split[1]
     if line.when:
         return [line.when, text], label, place
     if split or placed is not None:
@@ -280,6 +282,15 @@ def _date_texts(line: Line) -> tuple[list[str], str, str] | None:
     if looks_like_date(text):
         return [text], line.label, place
     return None
+
+
+def _place_split(text: str) -> tuple[str, str] | None:
+    """A date line without its place, and the place: "News | 1 May 2022, Lima" → ("News | 1 May 2022", "Lima")."""
+    label, bar, rest = text.rpartition("|")
+    placed = split_date_place(rest.strip())
+    if placed is None:
+        return None
+    return f"{label}{bar} {placed[0]}" if bar else placed[0], placed[1]
 
 
 def _is_credit(line: Line) -> bool:
@@ -360,10 +371,11 @@ def _undated_item(item: _Undated, labels: set[str]) -> _Item:
         if not label and position and is_type_label(rest[0].text):
             label = rest[0].text
     elif not label and len(rest) >= 2 and is_type_label(rest[0].text):
-        # Without a date to end it, a short first line is a type only beside a title and a summary, or
-        # when the page's dated items use it as one.
-        position = 1 if len(rest) >= 3 or _label_key(rest[0].text) in labels else 0
-        label = rest[0].text if position else ""
+        # Without a date to end the title, a first line is a type when the page's dated items use it
+        # as one, or when it is as short as a type ("Event") and no title is.
+        first = rest[0].text
+        position = 1 if _label_key(first) in labels or len(first.split()) <= _TYPE_WORDS else 0
+        label = first if position else ""
     else:
         position = 0
     title, after = rest[position], rest[position + 1 :]
