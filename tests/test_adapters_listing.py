@@ -211,7 +211,8 @@ def test_bad_items_come_after_the_good_ones_in_one_error() -> None:
     ]
     # No date line at all: an announced item, published undated (the store dates it when first seen).
     forgot = good[2]
-    assert (forgot.undated, forgot.labels, forgot.summary) == (True, ("News",), "The summary follows the title directly.")
+    assert (forgot.undated, forgot.labels) == (True, ("News",))
+    assert forgot.summary == "The summary follows the title directly."
     assert forgot.id == PREFIX + "undated/an-item-that-forgot-its-date" and forgot.match_key == ""
     assert not any(e.undated for e in good[:2] + good[3:])
     assert error is not None

@@ -164,7 +164,7 @@ types = ["co-operative"]
 """)
     labels = {
         "1": "Spotlight Interviews with Cooperators",
-        "2": "SPOTLIGHT  interviews with co‑operators.",  # a non-breaking hyphen, a full stop, two spaces
+        "2": "SPOTLIGHT  interviews with co\u2011operators.",  # a non-breaking hyphen, a full stop, two spaces
         "3": "Cooperative",
         "4": "Co-Operative",
         "5": "Spotlight Interviews with Co-operatives",  # another series: no match

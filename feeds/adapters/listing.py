@@ -210,7 +210,7 @@ def _item_like(line: Line) -> bool:
 
 
 def _html_items(root: HtmlElement, base: str) -> tuple[list[tuple[int, list[Line]]], list[Line]]:
-    """The items of an HTML listing: <li>s of the lists that hold dates, else the innermost <article>s.
+    """The items of an HTML listing: <li>s of the lists that hold dates or titled items, else the innermost <article>s.
 
     A page with neither is read like the text rendering (numbered or bulleted paragraphs). The
     site's header, footer, asides and breadcrumbs are no part of it. The lines outside every item
@@ -218,18 +218,23 @@ def _html_items(root: HtmlElement, base: str) -> tuple[list[tuple[int, list[Line
     """
     _drop_chrome(root)
     lists: list[HtmlElement] = []
+    found: list[tuple[HtmlElement, list[Line]]] = []  # each <li> of the chosen lists, with its lines
     for element in root.iter("ol", "ul"):
         if any(outer is chosen for outer in element.iterancestors() for chosen in lists):
             continue
-        if any(_dated(html_lines(child, base)) for child in element if child.tag == "li"):
+        children = [(child, html_lines(child, base)) for child in element if child.tag == "li"]
+        # A list of announced items has no date, but its items have titles or types marked up, as a menu's do not.
+        dated = any(_dated(lines) for _, lines in children)
+        if dated or (children and all(_item_shaped(lines) for _, lines in children)):
             lists.append(element)
-    elements = [child for element in lists for child in element if child.tag == "li"]
-    if not elements:
-        elements = [a for a in root.iter("article") if next(a.iterdescendants("article"), None) is None]
-    if not elements:
+            found.extend(children)
+    if not found:
+        articles = [a for a in root.iter("article") if next(a.iterdescendants("article"), None) is None]
+        found = [(article, html_lines(article, base)) for article in articles]
+    if not found:
         return _split_items(html_lines(root, base))
-    items = [(_sourceline(element), html_lines(element, base)) for element in elements]
-    for element in elements:
+    items = [(_sourceline(element), lines) for element, lines in found]
+    for element, _ in found:
         element.drop_tree()
     return items, html_lines(root, base)
 
@@ -256,6 +261,10 @@ _CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary", "navigation
 def _sourceline(element: HtmlElement) -> int:
     number = element.sourceline
     return number if isinstance(number, int) and number > 0 else 1
+
+
+def _item_shaped(lines: list[Line]) -> bool:
+    return any(line.kind in ("heading", "type") for line in lines)
 
 
 def _dated(lines: list[Line]) -> bool:
