@@ -137,6 +137,8 @@ def _build(config: Config, args: argparse.Namespace) -> int:
             print(f"  moved permanently to {source.redirect}: update its location in {config.path}")
         for line in source.error.splitlines():
             print(f"  error: {line}")
+        for line in source.warnings.splitlines():
+            print(f"  warning: {line}")
     is_feed = [f.path.endswith(FEED_SUFFIXES) for f in report.files]
     for file, feed in zip(report.files, is_feed, strict=True):
         if feed:
@@ -156,6 +158,8 @@ def _check(config: Config, args: argparse.Namespace) -> int:
         print(f"source {source.name}: {'FAILED' if source.failed else 'ok'}, {source.entries} entries")
         for line in source.error.splitlines():
             print(f"  error: {line}")
+        for line in source.warnings.splitlines():
+            print(f"  warning: {line}")
     print(f"configuration {config.path}: ok, {len(config.sources)} sources, {len(config.categories)} categories")
     return EXIT_SOURCE_FAILED if any(s.failed for s in reports) else EXIT_OK
 
@@ -187,14 +191,16 @@ def _status(config: Config, args: argparse.Namespace) -> int:
         sources = source_rows(config, site)
         feeds = feed_rows(site, {})
     print(f"{'source':<24} {'last fetch (UTC)':<20} {'next run (UTC)':<20} {'entries':>7}  result")
-    for name, last, result, nxt, count, error in sources:
+    for name, last, result, nxt, count, error, warning in sources:
         print(f"{name:<24} {last:<20} {nxt:<20} {count:>7}  {result}")
         for line in error.splitlines():
             print(f"    {line}")
+        for line in warning.splitlines():
+            print(f"    warning: {line}")
     print(f"\n{'feed':<40} last change (UTC)")
     for name, _count, changed in feeds:
         print(f"{name:<40} {changed}")
-    return EXIT_SOURCE_FAILED if any(error for *_, error in sources) else EXIT_OK
+    return EXIT_SOURCE_FAILED if any(error for *_, error, _warning in sources) else EXIT_OK
 
 
 def _reload(config: Config, args: argparse.Namespace) -> int:

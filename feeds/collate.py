@@ -87,11 +87,12 @@ class Rules:
         self.configured = [Category(slug=c.slug, title=c.title, description=c.description) for c in categories]
         self.by_slug = {category.slug: category for category in self.configured}
         self.configured_slugs = frozenset(self.by_slug)
-        self.types = [frozenset(t.casefold() for t in c.types) for c in categories]
+        # A label of punctuation alone has an empty key, which must not match every other such label.
+        self.types = [frozenset(key for t in c.types if (key := label_key(t))) for c in categories]
         self.sources = [frozenset(c.sources) for c in categories]
         self.keywords = [(i, tuple(_word(k) for k in c.keywords)) for i, c in enumerate(categories) if c.keywords]
         self.claimed = frozenset().union(*self.types)
-        self.mappings = {s.name: {label.casefold(): slug for label, slug in s.categories.items()} for s in sources}
+        self.mappings = {s.name: {label_key(label): slug for label, slug in s.categories.items()} for s in sources}
         self.typed = frozenset(s.name for s in sources if s.adapter in _TYPED)
         self._placed: dict[_Kind, tuple[tuple[str, ...], tuple[Category, ...]]] = {}
 
@@ -125,7 +126,7 @@ class Rules:
     def _place(
         self, labels: tuple[str, ...], tags: tuple[str, ...], sources: frozenset[str], by_keyword: tuple[int, ...]
     ) -> tuple[tuple[str, ...], tuple[Category, ...]]:
-        folded = {label.casefold() for label in (*labels, *tags)}
+        folded = {label_key(label) for label in (*labels, *tags)}
         found: dict[str, Category] = {}
         for index, category in enumerate(self.configured):
             if folded & self.types[index] or sources & self.sources[index] or index in by_keyword:
@@ -138,14 +139,23 @@ class Rules:
             named = (*labels, *tags) if mapping else labels if name in self.typed else ()
             for label in named:
                 if mapping:
-                    slug = mapping.get(label.casefold(), "")
-                elif label.casefold() in self.claimed:
+                    slug = mapping.get(label_key(label), "")
+                elif label_key(label) in self.claimed:
                     continue  # a configured category already takes this label
                 else:
                     slug = slugify(label)
                 if slug and slug not in found:
                     found[slug] = self.by_slug.get(slug) or Category(slug=slug, title=label)
         return tuple(found), tuple(found[slug] for slug in sorted(found))
+
+
+def label_key(label: str) -> str:
+    """A type label as rules compare it: its letters and digits, casefolded.
+
+    Sites spell one series differently across years ("Spotlight Interviews with Co-operators",
+    "… with Cooperators", "CO-OPERATIVE"), and a rule written for one spelling takes them all.
+    """
+    return "".join(filter(str.isalnum, label.casefold()))
 
 
 def _word(keyword: str) -> re.Pattern[str]:

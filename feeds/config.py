@@ -59,7 +59,7 @@ class CategoryConfig:
     slug: str
     title: str
     description: str = ""
-    types: tuple[str, ...] = ()  # source type labels, compared case-insensitively
+    types: tuple[str, ...] = ()  # source type labels, compared ignoring case, punctuation and spacing
     sources: tuple[str, ...] = ()  # whole sources
     keywords: tuple[str, ...] = ()  # words in title or summary, case-insensitive
 

@@ -31,6 +31,9 @@ FORMATS = (ATOM, RSS, JSON_FEED)  # in the order pages offer them
 FEED_SUFFIXES = tuple(f.suffix for f in FORMATS)  # a tuple, for str.endswith
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 
+# The `published` an adapter gives an undated entry; the store replaces it with when the entry was first seen.
+UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def _aware(value: datetime, what: str) -> None:
     if value.tzinfo is None or value.utcoffset() is None:
@@ -83,6 +86,7 @@ class Entry:
     categories: tuple[Category, ...] = ()  # the feeds it appears in, set by collate
     enclosures: tuple[Enclosure, ...] = ()
     match_key: str = ""  # joins a listing item to the page it announces
+    undated: bool = False  # the source gave no date (an announced event): dated by when it was first seen
 
     def __post_init__(self) -> None:
         _aware(self.published, f"entry {self.id}: published")

@@ -295,12 +295,12 @@ def status_html(
     *,
     site_title: str,
     base_url: str,
-    sources: Sequence[tuple[str, str, str, str, str, str]],
+    sources: Sequence[tuple[str, str, str, str, str, str, str]],
     feeds: Sequence[tuple[str, str, str]],
 ) -> bytes:
     """The operator's page: every source's last fetch and next run, every feed's size and last change.
 
-    `sources` holds a row per source (name, last fetch, result, next run, entries, error) and `feeds`
+    `sources` holds a row per source (name, last fetch, result, next run, entries, error, warning) and `feeds`
     a row per feed file (name, entries, last change), as the daemon gathers them.
     """
     table = E.TABLE(
@@ -310,12 +310,12 @@ def status_html(
                 E.TR(
                     E.TD(name),
                     E.TD(last),
-                    E.TD(result, title=error) if error else E.TD(result),
+                    E.TD(result, title=error) if error else _result_cell(result, warning),
                     E.TD(nxt),
                     E.TD(count),
-                    **{"class": "failing" if error else "ok"},
+                    **{"class": "failing" if error else ("warning" if warning else "ok")},
                 )
-                for name, last, result, nxt, count, error in sources
+                for name, last, result, nxt, count, error, warning in sources
             )
         ),
         id="sources",
@@ -333,7 +333,7 @@ def status_html(
             E.TITLE(f"Status · {site_title}"),
             E.STYLE(
                 "body{font:15px/1.4 system-ui,sans-serif;margin:2rem}td,th{padding:.2rem .6rem;"
-                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}"
+                "text-align:left;border-bottom:1px solid #ddd}tr.failing td{color:#a00}tr.warning td{color:#850}"
             ),
         ),
         E.BODY(
@@ -347,3 +347,10 @@ def status_html(
         lang="en",
     )
     return html_document(page)
+
+
+def _result_cell(result: str, warning: str) -> E.HtmlElement:
+    """A source's result, and what its last read left unread, in full: an operator acts on the line numbers."""
+    if not warning:
+        return E.TD(result)
+    return E.TD(result, *(E.DIV(E.SMALL(line)) for line in warning.splitlines()))

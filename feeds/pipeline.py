@@ -18,7 +18,7 @@ from feeds import __version__, documents, publish
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig
 from feeds.documents import FileReport
-from feeds.errors import SourceError
+from feeds.errors import SourceError, SourceWarning
 from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
 from feeds.model import Document, Entry
 from feeds.store import SourceState, Store
@@ -37,6 +37,7 @@ class SourceReport:
     unchanged: bool = False
     error: str = ""
     redirect: str = ""
+    warnings: str = ""  # what the read left out, one line each; the source did not fail for it
 
     @property
     def failed(self) -> bool:
@@ -118,11 +119,15 @@ def _is_gone(source: SourceConfig, state: SourceState) -> bool:
     return state.gone and source.is_url
 
 
-def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str]]:
-    """Every entry the adapter can read, and the errors for what it could not."""
+def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[list[Entry], list[str], list[str]]:
+    """Every entry the adapter can read, the errors for what it could not, and the warnings for what it left out.
+
+    A SourceWarning comes after a document's last entry: those entries stand, and the source does not fail.
+    """
     adapter = ADAPTERS[source.adapter]
     entries: list[Entry] = []
     errors: list[str] = []
+    warnings: list[str] = []
     docs = list(docs)
     for doc in docs:
         try:
@@ -130,8 +135,8 @@ def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[lis
         except SourceError as exc:
             # A glob reads several files: say which one the line numbers are in.
             where = f"{exc.where} of {doc.url.rpartition('/')[2]}" if len(docs) > 1 else exc.where
-            errors.append(f"{where}: {exc.what}")
-    return entries, errors
+            (warnings if isinstance(exc, SourceWarning) else errors).append(f"{where}: {exc.what}")
+    return entries, errors, warnings
 
 
 def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
@@ -194,12 +199,12 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
     docs = fetched.docs
     if docs is None:  # not modified
         store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
-        return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
+        return _unchanged(source, state)
     doc_hash = _doc_hash(source, docs)
     if doc_hash == state.doc_hash and not state.last_error:
         store.put_source(replace(state, last_success=now.isoformat()))
-        return SourceReport(name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect)
-    entries, errors = parse_documents(source, docs)
+        return _unchanged(source, state)
+    entries, errors, warnings = parse_documents(source, docs)
     # The changed items are recorded dirty: should this pass die before publishing them (killed, a full
     # disk), the next one publishes them, whatever it finds of the sources.
     changed = store.save_items(source.name, entries, now)
@@ -216,11 +221,28 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
             last_error=error,
             failures=state.failures + 1 if errors else 0,
             entries=count,
+            last_warning="\n".join(warnings),
         )
     )
     for line in errors:
         log.warning("source %s: %s", source.name, line)
-    return SourceReport(name=source.name, entries=count, error=error, redirect=state.redirect, unchanged=not changed)
+    for line in warnings:
+        log.warning("source %s: warning: %s", source.name, line)
+    return SourceReport(
+        name=source.name,
+        entries=count,
+        error=error,
+        redirect=state.redirect,
+        unchanged=not changed,
+        warnings="\n".join(warnings),
+    )
+
+
+def _unchanged(source: SourceConfig, state: SourceState) -> SourceReport:
+    """A source whose documents did not change: what its last read warned of still holds."""
+    return SourceReport(
+        name=source.name, entries=state.entries, unchanged=True, redirect=state.redirect, warnings=state.last_warning
+    )
 
 
 # -- producing output ----------------------------------------------------------------------------------
@@ -399,5 +421,5 @@ def _check_one(source: SourceConfig, fetcher: Fetcher) -> SourceReport:
         docs, _ = fetch_documents(source, SourceState(name=source.name), fetcher)
     except SourceError as exc:
         return SourceReport(name=source.name, error=str(exc))
-    entries, errors = parse_documents(source, docs or [])
-    return SourceReport(name=source.name, entries=len(entries), error="\n".join(errors))
+    entries, errors, warnings = parse_documents(source, docs or [])
+    return SourceReport(name=source.name, entries=len(entries), error="\n".join(errors), warnings="\n".join(warnings))

@@ -65,6 +65,12 @@ class Metrics:
         self.source_entries = Gauge(
             "feeds_source_entries", "Entries the source gave on its last read.", ["source"], registry=self.registry
         )
+        self.source_warnings = Gauge(
+            "feeds_source_warnings",
+            "Warnings of the source's last read (items left unread, an encoding guessed); the source did not fail.",
+            ["source"],
+            registry=self.registry,
+        )
         self.feed_entries = Gauge(
             "feeds_feed_entries", "Entries in each published feed file.", ["feed"], registry=self.registry
         )
@@ -290,6 +296,11 @@ class Daemon:
         result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
         self.metrics.fetches.labels(name, result).inc()
         self.metrics.source_entries.labels(name).set(report.entries)
+        warnings = report.warnings.splitlines()
+        if not report.failed:  # a failed read says nothing of what the document holds
+            self.metrics.source_warnings.labels(name).set(len(warnings))
+        for warning in warnings:
+            log.warning(logfmt(event="source_warning", source=name, warning=warning))
         failures = self.metrics.failures.labels(name)  # present at 0 from the first fetch on, so alerts can rate() it
         if report.failed:
             failures.inc()
@@ -418,8 +429,8 @@ def _utc_text(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, str, str, str, str]]:
-    """Per source: name, last fetch, result, next run, entries, error — for the status page and `feeds status`."""
+def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, str, str, str, str, str]]:
+    """Per source: name, last fetch, result, next run, entries, error, warning: for /status and `feeds status`."""
     rows = []
     for source in config.sources:
         state = store.source(source.name)
@@ -427,6 +438,9 @@ def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, st
             result = "never fetched"
         elif state.last_error:
             result = f"failing ({state.failures} in a row)"
+        elif state.last_warning:
+            count = len(state.last_warning.splitlines())
+            result = f"ok, {count} warning{'s' * (count > 1)}"
         else:
             result = "ok"
         rows.append(
@@ -437,6 +451,7 @@ def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, st
                 _utc_text(state.next_run),
                 str(state.entries),
                 state.last_error,
+                state.last_warning,
             )
         )
     return rows

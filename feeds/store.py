@@ -113,6 +113,7 @@ _MIGRATIONS: tuple[str, ...] = (
     INSERT INTO members (slug, id, arrived, published, updated, live, page)
         SELECT a.slug, j.value, 0, 0, 0, 0, a.number FROM archive_pages a, json_each(a.ids) j WHERE true
         ON CONFLICT (slug, id) DO NOTHING;
+    ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
     """,
 )
 
@@ -186,6 +187,7 @@ class SourceState:
     gone: bool = False
     entries: int = 0
     next_run: str = ""  # set by the daemon's scheduler, for `feeds status`
+    last_warning: str = ""  # what the last read left unread, though the source did not fail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,6 +244,8 @@ def _payload(entry: Entry) -> dict[str, Any]:
     }
     if entry.tags:  # absent when empty, so an entry without tags is stored as it always was
         payload["tags"] = list(entry.tags)
+    if entry.undated:  # only then: the payloads of dated entries stay as they always were
+        payload["undated"] = True
     return payload
 
 
@@ -280,10 +284,15 @@ def _payload_text(entry: Entry) -> str:
             f'"contributors": {_people_text(entry.contributors)}, "labels": {_strings_text(entry.labels)}, '
             f'"enclosures": {_enclosures_text(entry.enclosures)}, "updated": {updated}, '
             f'"source": {_string(entry.source)}, "match_key": {_string(entry.match_key)}'
-            + (f', "tags": {_strings_text(entry.tags)}}}' if entry.tags else "}")
+            + (f', "tags": {_strings_text(entry.tags)}' if entry.tags else "")
+            + (_UNDATED if entry.undated else "")
+            + "}"
         )
     except TypeError:
         return _JSON.encode(_payload(entry))
+
+
+_UNDATED = ', "undated": true'
 
 
 def _people_text(people: tuple[Author, ...]) -> str:
@@ -324,6 +333,7 @@ def _entry(data: dict[str, Any]) -> Entry:
         tags=tuple(data.get("tags", ())),
         enclosures=_enclosures(data["enclosures"]),
         match_key=data["match_key"],
+        undated=data.get("undated", False),
     )
 
 
@@ -334,6 +344,12 @@ def _people(rows: list[list[str]]) -> tuple[Author, ...]:
 
 def _enclosures(rows: list[list[Any]]) -> tuple[Enclosure, ...]:
     return tuple(Enclosure(url=u, length=n, type=t) for u, n, t in rows) if rows else ()
+
+
+def _dated(entry: Entry, first_seen: datetime) -> tuple[Entry, datetime]:
+    if entry.undated:
+        entry = replace(entry, published=first_seen, updated=first_seen)
+    return entry, first_seen
 
 
 def _iso(moment: datetime) -> str:
@@ -494,7 +510,7 @@ class Store:
                     keys.add(key)
                     new_keys.add(key)
         return [
-            (source, _entry(json.loads(data)), datetime.fromisoformat(first))
+            (source, *_dated(_entry(json.loads(data)), datetime.fromisoformat(first)))
             for (source, _), (data, first) in sorted(found.items())
         ]
 
@@ -737,7 +753,7 @@ class Store:
     def source(self, name: str) -> SourceState:
         row = self._db.execute(
             "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
-            "redirect, gone, entries, next_run FROM sources WHERE name = ?",
+            "redirect, gone, entries, next_run, last_warning FROM sources WHERE name = ?",
             (name,),
         ).fetchone()
         if row is None:
@@ -755,6 +771,7 @@ class Store:
             gone=bool(row[9]),
             entries=row[10],
             next_run=row[11],
+            last_warning=row[12],
         )
 
     def sources(self) -> list[SourceState]:
@@ -765,12 +782,13 @@ class Store:
         with self.transaction():
             self._db.execute(
                 "INSERT INTO sources (name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, "
-                "failures, redirect, gone, entries, next_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "failures, redirect, gone, entries, next_run, last_warning) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET doc_hash = excluded.doc_hash, etag = excluded.etag, "
                 "last_modified = excluded.last_modified, last_attempt = excluded.last_attempt, "
                 "last_success = excluded.last_success, last_error = excluded.last_error, "
                 "failures = excluded.failures, redirect = excluded.redirect, gone = excluded.gone, "
-                "entries = excluded.entries, next_run = excluded.next_run",
+                "entries = excluded.entries, next_run = excluded.next_run, last_warning = excluded.last_warning",
                 (
                     state.name,
                     state.doc_hash,
@@ -784,6 +802,7 @@ class Store:
                     int(state.gone),
                     state.entries,
                     state.next_run,
+                    state.last_warning,
                 ),
             )
 

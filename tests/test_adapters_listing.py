@@ -207,14 +207,21 @@ def test_bad_items_come_after_the_good_ones_in_one_error() -> None:
     assert [e.title for e in good] == [
         "Good item before the bad ones",
         "A good item between the bad ones",
+        "An item that forgot its date",
         "Good item after the bad ones",
     ]
+    # No date line at all: an announced item, published undated (the store dates it when first seen).
+    forgot = good[2]
+    assert (forgot.undated, forgot.labels) == (True, ("News",))
+    assert forgot.summary == "The summary follows the title directly."
+    assert forgot.id == PREFIX + "undated/an-item-that-forgot-its-date" and forgot.match_key == ""
+    assert not any(e.undated for e in good[:2] + good[3:])
     assert error is not None
     assert error.where == "s line 13"
-    assert str(error).startswith("s line 13: 3 items cannot be read: line 13: ")
+    assert str(error).startswith("s line 13: 2 items cannot be read: line 13: ")
     assert '"31 February 2021": there is no day 31 in that month' in error.what
-    assert 'line 23: no date in this item ("News / An item that forgot its date")' in error.what
     assert 'line 31: cannot read the date: "10 Janvary 2022"' in error.what
+    assert "line 23" not in error.what
 
 
 def test_one_bad_item_names_its_line() -> None:

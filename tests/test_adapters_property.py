@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
@@ -16,7 +17,7 @@ from feeds.adapters.common import clean_text
 from feeds.adapters.interview import Interview
 from feeds.adapters.listing import Listing
 from feeds.config import SourceConfig, parse_schedule
-from feeds.errors import SourceError
+from feeds.errors import SourceError, SourceWarning
 from feeds.model import Document, Entry
 
 ADAPTERS: list[Adapter] = [Listing(), Interview()]
@@ -242,6 +243,91 @@ HEADLINES = st.sampled_from([
 ])  # fmt: skip
 
 
+# --- generated listings in the live site's layouts: every item is read, or the pass says which lines were not ----
+
+VOCABULARY = st.sampled_from([
+    "cooperative", "members", "savings", "rural", "workshop", "report", "women", "youth", "housing", "energy",
+    "statistics", "governance", "finance", "fishers", "dairy", "training", "launch", "forum", "Dakar", "Lima",
+])  # fmt: skip
+GEN_TITLES = st.lists(VOCABULARY, min_size=5, max_size=9).map(lambda words: " ".join(words).capitalize())
+GEN_SUMMARIES = st.one_of(st.just(""), GEN_TITLES.map(lambda text: text + " and more, as planned."))
+CREDITS = st.sampled_from(["", "© A. Photographer / ILO 2024", "© ILO 2023", "(c) ILO/J. Doe", "Photo: ILO/M. Crozet"])
+PLACES = st.sampled_from(["", ",", ", Vientiane", ", Vientiane, Lao People's Democratic Republic"])
+GEN_DATES = st.sampled_from(["10 January 2022", "4 février 2019", "25 de agosto de 2020", "28 October 2021", ""])
+GEN_ITEM = st.fixed_dictionaries({
+    "credit": CREDITS, "type": st.sampled_from(["", "News", "Publication", "Event"]), "title": GEN_TITLES,
+    "date": GEN_DATES, "place": PLACES, "summary": GEN_SUMMARIES,
+})  # fmt: skip
+HEADINGS = st.sampled_from(["February 2024", "décembre 2023", "diciembre de 2023", "March 2021"])
+# Numbering starts again under each month heading; the first group may have none.
+GROUPS = st.tuples(
+    st.tuples(st.one_of(st.just(""), HEADINGS), st.lists(GEN_ITEM, min_size=1, max_size=4)),
+    st.lists(st.tuples(HEADINGS, st.lists(GEN_ITEM, min_size=1, max_size=4)), max_size=2),
+).map(lambda first_and_rest: [first_and_rest[0], *first_and_rest[1]])
+
+
+def _text_listing(groups: list[tuple[str, list[dict[str, str]]]], marks: str) -> str:
+    out = ["Cooperatives news"]
+    for heading, items in groups:
+        if heading:
+            out.append(heading)
+        for number, item in enumerate(items, start=1):
+            mark = f"  {number}." if marks == "numbers" else marks
+            lines = [item["credit"], item["type"], item["title"]]
+            if item["date"]:
+                lines.append(item["date"] + item["place"])
+            lines.append(item["summary"])
+            first, *rest = [line for line in lines if line]
+            out.append(f"{mark} {first}")
+            out.extend(f"     {line}" if marks == "numbers" else line for line in rest)
+    return "\n".join(out) + "\n"
+
+
+def _html_listing(groups: list[tuple[str, list[dict[str, str]]]]) -> str:
+    body = ""
+    for heading, items in groups:
+        body += f"<h2>{heading}</h2><ul>" if heading else "<ul>"
+        for item in items:
+            body += "<li>"
+            if item["credit"]:
+                body += f"<figure><img src='x.jpg'><figcaption>{item['credit']}</figcaption></figure>"
+            if item["type"]:
+                body += f'<span class="type">{item["type"]}</span>'
+            body += f"<h3>{item['title']}</h3>"
+            if item["date"]:
+                body += f"<p>{item['date']}{item['place']}</p>"
+            body += f"<p>{item['summary']}</p></li>" if item["summary"] else "</li>"
+        body += "</ul>"
+    return f"<html><body><header><a href='/'>Site</a></header><main><h1>News</h1>{body}</main><footer>© ILO</footer>"
+
+
+@FAST
+@given(groups=GROUPS, marks=st.sampled_from(["numbers", "-", "•", "*"]), html=st.booleans())
+def test_generated_layouts_are_read_in_full(
+    groups: list[tuple[str, list[dict[str, str]]]], marks: str, html: bool
+) -> None:
+    items = [item for _, group in groups for item in group]
+    dated = [item for item in items if item["date"]]
+    text = _html_listing(groups) if html else _text_listing(groups, marks)
+    doc = Document(content=text.encode(), url="file:///x", media_type="text/html" if html else "text/plain")
+    entries: list[Entry] = []
+    try:
+        entries.extend(Listing().parse(doc, SOURCES[0]))
+    except SourceError as exc:
+        # Only a page whose items all lack a date may be refused: it is no listing.
+        assert not dated and "no items found" in exc.what, exc
+        return
+    for entry in entries:
+        assert_well_formed(entry)
+    assert len(entries) == len(items)
+    assert [e.title for e in entries] == [item["title"] for item in items]
+    assert [e.undated for e in entries] == [not item["date"] for item in items]
+    assert [e.labels for e in entries] == [(item["type"],) if item["type"] else () for item in items]
+    for entry, item in zip(entries, items, strict=True):
+        assert item["summary"] in entry.summary and "©" not in entry.summary and "Photo" not in entry.summary
+        assert (item["place"].strip(", ") in entry.summary) if item["date"] else True
+
+
 @FAST
 @given(
     top=st.lists(CHROME_PIECES, max_size=4),
@@ -265,3 +351,36 @@ def test_the_headline_is_the_title(
     [entry] = Interview().parse(doc, SOURCES[0])
     assert entry.title == headline
     assert CHROME not in entry.summary and CHROME not in entry.content_html
+
+
+@FAST
+@given(
+    groups=GROUPS,
+    extra=st.sampled_from(["10 January 2022", "  7. News", "- News", "Noticia | 25 de agosto de 2020"]),
+    at=st.integers(0, 40),
+)
+def test_a_generated_listing_with_a_stray_item_line_is_read_or_warned_about(
+    groups: list[tuple[str, list[dict[str, str]]]], extra: str, at: int
+) -> None:
+    """An item-like line put anywhere is an item, an item's date, or named in a warning or an error."""
+    lines = _text_listing(groups, "numbers").splitlines()
+    at = 1 + at % len(lines)
+    lines.insert(at, extra)
+    doc = Document(content="\n".join(lines).encode(), url="file:///x")
+    entries: list[Entry] = []
+    try:
+        entries.extend(Listing().parse(doc, SOURCES[0]))
+    except SourceError as exc:
+        assert exc.where.startswith("s")
+        # Warned: the lines named are item-like lines of the document, the stray one or the one it displaced.
+        if isinstance(exc, SourceWarning) or "left unread" in exc.what:
+            named = [int(n) for n in re.findall(r"\d+", exc.what.rpartition("unread")[2].rpartition(":")[2])]
+            assert named and all(1 <= n <= len(lines) for n in named)
+        elif "no items found" in exc.what:  # only a page none of whose items has a date is no listing
+            assert not any(item["date"] for _, group in groups for item in group)
+        else:  # an error: the stray line broke an item, and the error names it
+            assert "line" in exc.where
+        return
+    items = [item for _, group in groups for item in group]
+    # Nothing warned: the line was read as an item or as the date of one.
+    assert len(entries) >= len(items)

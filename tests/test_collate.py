@@ -200,3 +200,38 @@ location = "a.txt"
 def test_merged_entries_keep_the_tags_of_each() -> None:
     (one,) = merge([(item(source="a", tags=("Housing",)), SEEN), (item(source="b", tags=("Energy", "Housing")), SEEN)])
     assert one.entry.tags == ("Housing", "Energy")
+
+
+def test_types_and_label_maps_match_other_spellings_of_a_label() -> None:
+    cfg = config("""
+[[categories]]
+slug = "spotlight"
+title = "Spotlight"
+types = ["Spotlight Interviews with Co-operators"]
+[[categories]]
+slug = "coops"
+title = "Cooperatives"
+types = ["co-operative"]
+""")
+    labels = {
+        "1": "Spotlight Interviews with Cooperators",
+        "2": "SPOTLIGHT  interviews with co\u2011operators.",  # a non-breaking hyphen, a full stop, two spaces
+        "3": "Cooperative",
+        "4": "Co-Operative",
+        "5": "Spotlight Interviews with Co-operatives",  # another series: no match
+    }
+    entries = [
+        Merged(entry=item(id=i, source="plain", labels=(t,)), sources=frozenset({"plain"})) for i, t in labels.items()
+    ]
+    mapped = [
+        Merged(entry=item(id=f"m{i}", source="mapped", labels=(t,)), sources=frozenset({"mapped"}))
+        for i, t in enumerate(["news", "NEWS!", "Pub-lication", "Newsletter"])
+    ]
+    feeds = categorize([*entries, *mapped], cfg.categories, cfg.sources)
+    ids = {slug: [e.id for e in es] for slug, es in feeds.items()}
+    assert ids["spotlight"] == ["1", "2"]
+    assert ids["coops"] == ["3", "4"]
+    # the source's map too: "news", "NEWS!" go where "News" goes; an unmapped label makes no feed
+    assert ids["news"] == ["m0", "m1"] and ids["reports"] == ["m2"]
+    # a spelling that a configured category claims derives no feed of its own
+    assert set(ids) == {"all", "spotlight", "coops", "news", "reports", "spotlight-interviews-with-co-operatives"}

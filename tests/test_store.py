@@ -152,6 +152,7 @@ ENTRIES = st.builds(
         st.builds(Enclosure, url=TEXT, length=st.integers(min_value=0, max_value=2**70), type=TEXT), max_size=2
     ).map(tuple),
     match_key=TEXT,
+    undated=st.booleans(),
 )
 
 
@@ -272,3 +273,39 @@ def test_a_database_of_schema_1_is_migrated_and_republished(tmp_path: Path) -> N
     assert db.execute("SELECT page FROM members WHERE slug = 'news'").fetchall() == [(1,)]
     assert db.execute("SELECT frozen_us FROM archive_pages").fetchone()[0] == store_module.micros(NOW)
     db.close()
+
+
+def test_a_version_1_database_gains_the_warning_column_and_keeps_its_sources(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "f.db")
+    db.executescript(store_module._MIGRATIONS[0])
+    db.execute("INSERT INTO sources (name, last_error, failures, entries) VALUES ('africa', 'old error', 2, 7)")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store(tmp_path / "f.db") as store:
+        state = store.source("africa")
+        assert (state.last_error, state.failures, state.entries, state.last_warning) == ("old error", 2, 7, "")
+        store.put_source(replace(state, last_warning="africa: 1 item-like line left unread: line 12"))
+        assert store.source("africa").last_warning.endswith("line 12")
+    db = sqlite3.connect(tmp_path / "f.db")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    db.close()
+
+
+def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -> None:
+    from feeds.model import UNDATED
+
+    announced = replace(entry("event"), published=UNDATED, updated=UNDATED, undated=True)
+    dated = entry("news")
+    with Store(tmp_path / "f.db") as store:
+        store.save_items("s", [announced, dated], NOW)
+        for later in (NOW + timedelta(hours=1), NOW + timedelta(days=30)):
+            store.save_items("s", [replace(announced, summary="Details to follow."), dated], later)
+            items = {e.id: (e, seen) for e, seen in store.items()}
+            event, seen = items[announced.id]
+            assert event.published == event.updated == seen == NOW and event.undated
+            assert items[dated.id][0].published == DAY  # a dated item keeps its own date
+            assert store.stamp([event], later)[0].entry.published == NOW
+    # The payload of a dated entry is as it always was: no "undated" key.
+    assert "undated" not in store_module._payload_text(dated)
+    assert store_module._payload_text(announced).endswith(', "undated": true}')

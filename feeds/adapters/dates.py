@@ -150,3 +150,32 @@ def split_type_date(text: str) -> tuple[str, str] | None:
     if not label or len(label) > TYPE_MAX or not when or len(when) > 40 or not any(ch.isdigit() for ch in when):
         return None
     return label, when
+
+
+# "February 2024", "février 2024", "febrero de 2024": a heading over the items of one month.
+_MONTH_YEAR = re.compile(rf"^(?P<month>{_WORD})\.?,?\s+(?:de\s+|del\s+)?(?P<year>\d{{4}})$")
+
+
+def is_month_heading(text: str) -> bool:
+    """Whether a line is a month and a year and nothing else, as listings print over each month's items."""
+    cleaned = clean_text(text)
+    if not cleaned[-4:].isdigit() or len(cleaned) > 30:
+        return False
+    match = _MONTH_YEAR.match(_fold(cleaned))
+    return match is not None and match["month"] in MONTHS and FIRST_YEAR <= int(match["year"]) <= LAST_YEAR
+
+
+def split_date_place(text: str) -> tuple[str, str] | None:
+    """ "01 June 2022, Vientiane, Lao PDR" → ("01 June 2022", "Vientiane, Lao PDR"); "02 June 2022," → (…, "").
+
+    None when the text does not open with a date followed by a comma. The date is returned unparsed,
+    like split_type_date's, so that a mistyped one is reported.
+    """
+    start = text.find(",")
+    while start != -1:
+        date = text[:start].rstrip()
+        # Only a prefix ending in a year can be a date: most lines with commas are titles and stop here.
+        if date[-4:].isdigit() and looks_like_date(date):
+            return clean_text(date), clean_text(text[start + 1 :])
+        start = text.find(",", start + 1)
+    return None

@@ -1,4 +1,4 @@
-"""The `listing` adapter: a page of numbered news items (type, title, date, summary) as text or HTML."""
+"""The `listing` adapter: a page of numbered or bulleted news items (type, title, date, summary) as text or HTML."""
 
 from __future__ import annotations
 
@@ -11,11 +11,18 @@ from typing import Any
 from lxml.html import HtmlElement
 
 from feeds.adapters.common import Problems, blocks_html, day_text, is_type_label, match_key
-from feeds.adapters.dates import EXPECTED, looks_like_date, parse_date, split_type_date
+from feeds.adapters.dates import (
+    EXPECTED,
+    is_month_heading,
+    looks_like_date,
+    parse_date,
+    split_date_place,
+    split_type_date,
+)
 from feeds.adapters.lines import Line, html_lines, parse_html, read_text, text_lines
 from feeds.config import SourceConfig
-from feeds.errors import SourceError
-from feeds.model import Document, Entry, slugify
+from feeds.errors import SourceError, SourceWarning
+from feeds.model import UNDATED, Document, Entry, slugify
 
 OPTIONS = {"type": "a type label for items that show none"}
 # "  1. News" or "  3. Cooperative society … is established": the number, then a type label or a title.
@@ -24,6 +31,21 @@ _MARKER = re.compile(r"^(\d{1,4})[.)](?:\s+(.*))?$")
 # ahead, like "2021." opening a summary line, is text.
 _MAX_GAP = 10
 _FIRST_MAX = 1000
+# "•" glued to its text, or "-" / "*" and a space: an item of a bulleted listing (HTML keeps the mark in the text).
+_BULLET = re.compile(r"^(?:[•◦▪‣·]\s*|[*-]\s+)(?=\S)")
+# A photo credit printed over an item: "© A. Photographer / ILO 2024", "(c) ILO", "Photo: ILO/M. Crozet".
+_CREDIT = re.compile(
+    r"^(?:©|\((?:c|C)\)|copyright\b|(?:photo|foto|image)s?(?:\s+credits?)?\s*[:©]|credits?\s*(?:photo\s*)?:"
+    r"|cr[ée]dits?\s+photo\b)",
+    re.IGNORECASE,
+)
+# Site chrome around an HTML listing: never an item, never an item's text.
+_CHROME = frozenset({"header", "footer", "aside"})
+_CHROME_CLASS = re.compile(r"breadcrumb", re.IGNORECASE)
+# A summary line this short that names a year is a date the page gave in words ("Autumn 2021"), not a summary.
+_VAGUE_DATE = re.compile(r"(?<!\d)(?:1[89]|2\d)\d\d(?!\d)")
+_VAGUE_WORDS = 4
+_TYPE_WORDS = 3
 
 
 class Listing:
@@ -42,24 +64,57 @@ class Listing:
     def parse(self, doc: Document, source: SourceConfig) -> Iterator[Entry]:
         if doc.is_html:
             root, base = parse_html(doc, source.name)
-            items = _html_items(root, base)
+            items, outside = _html_items(root, base)
         else:
-            items = _numbered_items(text_lines(read_text(doc, source.name)))
+            items, outside = _split_items(text_lines(read_text(doc, source.name)))
         if not items:
-            shape = "<article> elements or <li> items with dates" if doc.is_html else 'numbered items ("  1. News")'
+            shape = (
+                "<article> elements or <li> items with dates"
+                if doc.is_html
+                else 'numbered items ("  1. News") or bulleted ones ("- News")'
+            )
             raise SourceError(source.name, f"no items found: expected a heading, then {shape}")
         default = source.options.get("type")
         default_type = default.strip() if isinstance(default, str) else ""
         problems = Problems()
+        # Item-like lines no item took: what a layout this adapter misreads would leave behind.
+        unread = [line.number for line in outside if _item_like(line)]
+        found: list[_Item | _Undated] = []
         for number, lines in items:
             try:
-                item = _read_item(number, lines, source.time_zone)
+                found.append(_read_item(number, lines, source.time_zone))
+            except _Unreadable as exc:
+                problems.add(exc.line, exc.what)
+        if not problems and not any(isinstance(item, _Item) for item in found):
+            # Numbered or bulleted prose is not a listing: a listing dates at least one of its items.
+            raise SourceError(source.name, "no items found: no numbered or bulleted item has a date")
+        # An undated item's first line is its type when the page's dated items use that label.
+        labels = {_label_key(item.label) for item in found if isinstance(item, _Item) and item.label}
+        for item in found:
+            try:
+                dated = item if isinstance(item, _Item) else _undated_item(item, labels)
             except _Unreadable as exc:
                 problems.add(exc.line, exc.what)
                 continue
-            yield _entry(item, source, default_type)
+            unread.extend(dated.unread)
+            yield _entry(dated, source, default_type)
         if problems:
-            raise problems.error(source.name)
+            error = problems.error(source.name)
+            if unread:
+                raise SourceError(error.where, f"{error.what}; also left unread: {_lines_text(unread)}")
+            raise error
+        if unread:
+            unread = sorted(set(unread))
+            raise SourceWarning(
+                source.name,
+                f"{len(unread)} item-like line{'s' * (len(unread) > 1)} left unread (a date, an item number or a "
+                f"bullet that no item took): {_lines_text(unread)}",
+            )
+
+
+def _lines_text(numbers: list[int]) -> str:
+    numbers = sorted(set(numbers))
+    return ("line " if len(numbers) == 1 else "lines ") + ", ".join(map(str, numbers))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +124,16 @@ class _Item:
     label: str
     summary: str
     link: str
+    unread: tuple[int, ...] = ()  # item-like lines inside the item that are not its date
+    undated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Undated:
+    """An item without a date line, read once the labels of the page's dated items are known."""
+
+    number: int
+    lines: list[Line]
 
 
 class _Unreadable(Exception):
@@ -80,41 +145,117 @@ class _Unreadable(Exception):
         self.what = what
 
 
-def _numbered_items(lines: list[Line]) -> list[tuple[int, list[Line]]]:
-    """Group lines into items at each item number; what comes before the first one is the heading."""
+def _split_items(lines: list[Line]) -> tuple[list[tuple[int, list[Line]]], list[Line]]:
+    """Group lines into items at each item number, else at each bullet; the lines of no item come apart.
+
+    What comes before the first item is the heading. A month heading ("February 2024") closes the
+    item above it, and the numbering may start again under it.
+    """
+    items, outside = _split(lines, numbered=True)
+    if not items:
+        items, outside = _split(lines, numbered=False)
+    return items, outside
+
+
+def _split(lines: list[Line], *, numbered: bool) -> tuple[list[tuple[int, list[Line]]], list[Line]]:
     items: list[tuple[int, list[Line]]] = []
+    outside: list[Line] = []
+    current: list[Line] | None = None
     last: int | None = None
     for line in lines:
-        marker = _MARKER.match(line.text) if line.kind != "item" else None
-        if marker:
-            number = int(marker[1])
-            if (number <= _FIRST_MAX) if last is None else (last < number <= last + _MAX_GAP):
-                last = number
-                rest = marker[2]
-                items.append((line.number, [Line(line.number, rest)] if rest else []))
-                continue
-        if items:
-            items[-1][1].append(line)
-    return items
+        if line.kind != "type" and is_month_heading(line.text):
+            current, last = None, None
+            outside.append(line)
+            continue
+        if numbered:
+            marker = _MARKER.match(line.text) if line.kind != "item" else None
+            if marker:
+                number = int(marker[1])
+                if (number <= _FIRST_MAX) if last is None else (last < number <= last + _MAX_GAP):
+                    last = number
+                    rest = marker[2]
+                    current = [Line(line.number, rest)] if rest else []
+                    items.append((line.number, current))
+                    continue
+        elif (text := _bullet_text(line)) is not None:
+            current = [Line(line.number, text)]
+            items.append((line.number, current))
+            continue
+        (outside if current is None else current).append(line)
+    return items, outside
 
 
-def _html_items(root: HtmlElement, base: str) -> list[tuple[int, list[Line]]]:
-    """The items of an HTML listing: <li>s of the lists that hold dates, else the innermost <article>s.
+def _bullet_text(line: Line) -> str | None:
+    """The text of a bulleted line without its bullet; None for another line.
 
-    A page with neither is read like the text rendering (numbered paragraphs).
+    The text rendering has taken the bullet off already; in HTML it is still in a paragraph's text.
+    An HTML <li> is no bullet here: a list whose items hold dates is read as a list before this.
     """
+    if line.kind == "item" and not line.tag:
+        return line.text
+    if line.text[0] in _BULLET_FIRST and (bullet := _BULLET.match(line.text)):
+        return line.text[bullet.end() :]
+    return None
+
+
+_BULLET_FIRST = "•◦▪‣·*-"
+
+
+def _item_like(line: Line) -> bool:
+    """Whether a line looks like an item or an item's date: dated, numbered or bulleted."""
+    if _bullet_text(line) is not None or _date_texts(line) is not None:
+        return True
+    marker = _MARKER.match(line.text)
+    return marker is not None and int(marker[1]) <= _FIRST_MAX
+
+
+def _html_items(root: HtmlElement, base: str) -> tuple[list[tuple[int, list[Line]]], list[Line]]:
+    """The items of an HTML listing: <li>s of the lists that hold dates or titled items, else the innermost <article>s.
+
+    A page with neither is read like the text rendering (numbered or bulleted paragraphs). The
+    site's header, footer, asides and breadcrumbs are no part of it. The lines outside every item
+    come second.
+    """
+    _drop_chrome(root)
     lists: list[HtmlElement] = []
+    found: list[tuple[HtmlElement, list[Line]]] = []  # each <li> of the chosen lists, with its lines
     for element in root.iter("ol", "ul"):
         if any(outer is chosen for outer in element.iterancestors() for chosen in lists):
             continue
-        if any(_dated(html_lines(child, base)) for child in element if child.tag == "li"):
+        children = [(child, html_lines(child, base)) for child in element if child.tag == "li"]
+        # A list of announced items has no date, but its items have titles or types marked up, as a menu's do not.
+        dated = any(_dated(lines) for _, lines in children)
+        if dated or (children and all(_item_shaped(lines) for _, lines in children)):
             lists.append(element)
-    elements = [child for element in lists for child in element if child.tag == "li"]
-    if not elements:
-        elements = [a for a in root.iter("article") if next(a.iterdescendants("article"), None) is None]
-    if not elements:
-        return _numbered_items(html_lines(root, base))
-    return [(_sourceline(element), html_lines(element, base)) for element in elements]
+            found.extend(children)
+    if not found:
+        articles = [a for a in root.iter("article") if next(a.iterdescendants("article"), None) is None]
+        found = [(article, html_lines(article, base)) for article in articles]
+    if not found:
+        return _split_items(html_lines(root, base))
+    items = [(_sourceline(element), lines) for element, lines in found]
+    for element, _ in found:
+        element.drop_tree()
+    return items, html_lines(root, base)
+
+
+def _drop_chrome(root: HtmlElement) -> None:
+    """Remove the site's header, footer, asides and breadcrumbs; an item's own <header> or <footer> stays."""
+    chrome = []
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        role = (element.get("role") or "").lower()
+        marks = f"{element.get('class') or ''} {element.get('id') or ''}"
+        is_chrome = element.tag in _CHROME or role in _CHROME_ROLES or _CHROME_CLASS.search(marks)
+        if is_chrome and not any(outer.tag in ("article", "li") for outer in element.iterancestors()):
+            chrome.append(element)
+    for element in chrome:
+        if element.getparent() is not None:
+            element.drop_tree()
+
+
+_CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary", "navigation"})
 
 
 def _sourceline(element: HtmlElement) -> int:
@@ -122,33 +263,62 @@ def _sourceline(element: HtmlElement) -> int:
     return number if isinstance(number, int) and number > 0 else 1
 
 
+def _item_shaped(lines: list[Line]) -> bool:
+    return any(line.kind in ("heading", "type") for line in lines)
+
+
 def _dated(lines: list[Line]) -> bool:
-    return any(line.when or looks_like_date(line.text) or split_type_date(line.text) for line in lines)
+    return any(_date_texts(line) is not None for line in lines)
 
 
-def _date_texts(line: Line) -> tuple[list[str], str] | None:
-    """The texts that may hold this line's date, best first, and the type label beside it; None if no date line."""
-    split = split_type_date(line.text)
-    if line.when:
-        return [line.when, split[1] if split else line.text], line.label or (split[0] if split else "")
+def _date_texts(line: Line) -> tuple[list[str], str, str] | None:
+    """The texts that may hold this line's date, best first, the type label beside it and the place after it.
+
+    None if the line is no date line. A place follows the date after a comma ("01 June 2022, Vientiane").
+    """
+    text, place = line.text, ""
+    placed = _place_split(text) if "," in text else None
+    if placed is not None:
+        text, place = placed
+    split = split_type_date(text)
+    label = line.label or (split[0] if split else "")
     if split:
-        return [split[1]], line.label or split[0]
-    if looks_like_date(line.text):
-        return [line.text], line.label
+        text = split[1]
+    if line.when:
+        return [line.when, text], label, place
+    if split or placed is not None:
+        return [text], label, place
+    if looks_like_date(text):
+        return [text], line.label, place
     return None
 
 
-def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
-    found: tuple[int, datetime, str] | None = None
+def _place_split(text: str) -> tuple[str, str] | None:
+    """A date line without its place, and the place: "News | 1 May 2022, Lima" → ("News | 1 May 2022", "Lima")."""
+    label, bar, rest = text.rpartition("|")
+    placed = split_date_place(rest.strip())
+    if placed is None:
+        return None
+    return f"{label}{bar} {placed[0]}" if bar else placed[0], placed[1]
+
+
+def _is_credit(line: Line) -> bool:
+    return line.tag == "figcaption" or _CREDIT.match(line.text) is not None
+
+
+def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
+    # A photo credit is never the item's type, title or summary, wherever the page prints it.
+    lines = [line for line in lines if not _is_credit(line)]
+    found: tuple[int, datetime, str, str] | None = None
     bad: tuple[Line, str] | None = None
     for index, line in enumerate(lines):
         candidate = _date_texts(line)
         if candidate is None:
             continue
-        texts, label = candidate
+        texts, label, place = candidate
         for text in texts:
             try:
-                found = (index, parse_date(text, tz), label)
+                found = (index, parse_date(text, tz), label, place)
                 break
             except ValueError as exc:
                 bad = bad or (line, str(exc))
@@ -157,12 +327,8 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
     if found is None:
         if bad is not None:
             raise _Unreadable(bad[0].number, f"cannot read the date: {bad[1]}; expected {EXPECTED}")
-        shown = " / ".join(line.text for line in lines[:2])
-        shown = f' ("{shown[:80]}")' if shown else ""
-        raise _Unreadable(
-            number, f'no date in this item{shown}: expected a line with {EXPECTED}, or "News | 10 January 2022"'
-        )
-    index, published, date_label = found
+        return _Undated(number, lines)
+    index, published, date_label, place = found
 
     typed, rest, after = _around(lines, index)
     label = typed[0].text if typed else ""
@@ -187,7 +353,57 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item:
     title = " ".join([line.text for line in title_lines])
     link = next((line.href for line in (*title_lines, *lines) if line.href), "")
     summary = " ".join([line.text for line in after])
-    return _Item(title=title, published=published, label=label or date_label, summary=summary, link=link)
+    if place:  # a dateline: "Vientiane, Lao People's Democratic Republic — The workshop …"
+        summary = f"{place} — {summary}" if summary else place
+    unread = tuple(line.number for position, line in enumerate(lines) if position != index and _item_like(line))
+    return _Item(title=title, published=published, label=label or date_label, summary=summary, link=link, unread=unread)
+
+
+def _undated_item(item: _Undated, labels: set[str]) -> _Item:
+    """An announced item: a type (marked up, or a label the page's dated items use), a title, a summary.
+
+    A short line that names a year ("Autumn 2021") is a date this adapter cannot read, not a summary.
+    """
+    lines = item.lines
+    typed = [line for line in lines if line.kind == "type"]
+    rest = [line for line in lines if line.kind != "type"]
+    label = typed[0].text if typed else ""
+    shown = " / ".join(line.text for line in lines[:2])
+    shown = f' ("{shown[:80]}")' if shown else ""
+    no_date = _Unreadable(
+        item.number, f'no date in this item{shown}: expected a line with {EXPECTED}, or "News | 10 January 2022"'
+    )
+    if not rest:
+        raise no_date
+    position = next((i for i, line in enumerate(rest) if line.kind == "heading" or line.href), None)
+    if position is not None:
+        if not label and position and is_type_label(rest[0].text):
+            label = rest[0].text
+    elif not label and len(rest) >= 2 and is_type_label(rest[0].text):
+        # Without a date to end the title, a first line is a type when the page's dated items use it
+        # as one, or when it is as short as a type ("Event") and no title is.
+        first = rest[0].text
+        position = 1 if _label_key(first) in labels or len(first.split()) <= _TYPE_WORDS else 0
+        label = first if position else ""
+    else:
+        position = 0
+    title, after = rest[position], rest[position + 1 :]
+    if any(len(line.text.split()) <= _VAGUE_WORDS and _VAGUE_DATE.search(line.text) for line in after):
+        raise no_date
+    return _Item(
+        title=title.text,
+        published=UNDATED,
+        label=label,
+        summary=" ".join([line.text for line in after]),
+        link=title.href or next((line.href for line in lines if line.href), ""),
+        unread=tuple(line.number for line in lines if _item_like(line)),
+        undated=True,
+    )
+
+
+def _label_key(label: str) -> str:
+    """A type label with case, punctuation and spacing left out: "Co-operators" and "cooperators" are one."""
+    return "".join(filter(str.isalnum, label.casefold()))
 
 
 def _around(lines: list[Line], index: int) -> tuple[list[Line], list[Line], list[Line]]:
@@ -212,8 +428,11 @@ def _around(lines: list[Line], index: int) -> tuple[list[Line], list[Line], list
 
 def _entry(item: _Item, source: SourceConfig, default_type: str) -> Entry:
     label = item.label or default_type
+    # An undated item's key holds no date: the store dates it when first seen, and the id must not move.
+    day = "undated" if item.undated else day_text(item.published)
+    key = f"{day}/{slugify(item.title, 60)}"
     return Entry(
-        id=item.link or source.tag(f"{day_text(item.published)}/{slugify(item.title, 60)}"),
+        id=item.link or source.tag(key),
         title=item.title,
         link=item.link,
         published=item.published,
@@ -222,5 +441,6 @@ def _entry(item: _Item, source: SourceConfig, default_type: str) -> Entry:
         summary=item.summary,
         content_html=blocks_html([("p", item.summary)]) if item.summary else "",
         labels=(label,) if label else (),
-        match_key=match_key(item.title, item.published),
+        match_key="" if item.undated else match_key(item.title, item.published),
+        undated=item.undated,
     )
