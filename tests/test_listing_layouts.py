@@ -19,7 +19,7 @@ from typing import Any
 import feedparser
 import httpx
 import pytest
-from conftest import DATA, NOW
+from site_helpers import DATA, NOW
 
 from feeds import cli, pipeline
 from feeds.adapters.listing import Listing

@@ -301,7 +301,8 @@ def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -
         store.save_items("s", [announced, dated], NOW)
         for later in (NOW + timedelta(hours=1), NOW + timedelta(days=30)):
             store.save_items("s", [replace(announced, summary="Details to follow."), dated], later)
-            items = {e.id: (e, seen) for e, seen in store.items()}
+            group = store.groups([("s", announced.id), ("s", dated.id)])
+            items = {e.id: (e, seen) for _, e, seen in group}
             event, seen = items[announced.id]
             assert event.published == event.updated == seen == NOW and event.undated
             assert items[dated.id][0].published == DAY  # a dated item keeps its own date
