@@ -39,6 +39,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))  # the checkout this script measures
+
+from build import creation_cost
+
+from feeds.pages import format_day
+
 CHECKOUT = Path(__file__).resolve().parent.parent
 ITEMS_PER_SOURCE = 100
 PER_FEED = 50
@@ -69,20 +76,6 @@ LABELS = (
     "Guide",
     "Actualité",
     "Noticia",
-)
-MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
 )
 SUBJECTS = (
     "cooperatives",
@@ -166,11 +159,6 @@ SENTENCES = (
 )
 
 
-def day_text(day: date) -> str:
-    """A date as the listing pages print it: "10 January 2022"."""
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
-
-
 def _fill(frame: str, rng: random.Random) -> str:
     s, p, adj = rng.choice(SUBJECTS), rng.choice(PLACES), rng.choice(ADJECTIVES)
     return frame.format(
@@ -232,7 +220,7 @@ class Site:
             if (day, title) not in self.seen:
                 self.seen.add((day, title))
                 break
-        lines = [f"  {number}. {self.rng.choice(LABELS)}", "", f"    {title}", "", f"    {day_text(day)}", ""]
+        lines = [f"  {number}. {self.rng.choice(LABELS)}", "", f"    {title}", "", f"    {format_day(day)}", ""]
         if self.rng.random() < 0.85:
             sentences = [_fill(self.rng.choice(SENTENCES), self.rng) for _ in range(self.rng.randint(1, 3))]
             lines += [f"    {sentence}" for sentence in sentences] + [""]
@@ -329,20 +317,6 @@ def feeds_build(site: Site, env: dict[str, str]) -> Pass:
         written=sum(1 for path, key in after.items() if before.get(path) != key),
         removed=len(before.keys() - after.keys()),
     )
-
-
-def creation_cost(where: Path, count: int = 1000) -> float:
-    """Seconds this disk takes to create one empty file, measured here, now, with no build running."""
-    probe = where / "probe"
-    probe.mkdir()
-    started = time.perf_counter()
-    for n in range(count):
-        (probe / f"{n}.tmp").touch()
-    cost = (time.perf_counter() - started) / count
-    for n in range(count):
-        (probe / f"{n}.tmp").unlink()
-    probe.rmdir()
-    return cost
 
 
 @dataclass(frozen=True)
