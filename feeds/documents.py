@@ -217,6 +217,7 @@ def _render_all(entries: Sequence[Entry], keys: dict[str, str], own: dict[str, s
             atom=a,
             rss=r,
             json=shared.json_item(entry),
+            li=pages.entry_item(_page_entry(entry)),
         )
         for entry, a, r in zip(entries, atom, rss, strict=True)
     ]
@@ -389,7 +390,7 @@ def _feed(store: Store, config: Config, category: Category, ttl: int, changes: C
         base_url=site.base_url,
         language=site.language,
         feed=link,
-        entries=[_page_entry(r.entry()) for r in rows],
+        items=[r.li for r in rows],
     )
     name = f"{category.slug}.html"
     yield Rendered(publish.Write(name, page), FileReport(path=name, entries=len(rows)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import Sequence
@@ -120,10 +119,8 @@ class PageEntry:
     summary: str
 
 
-def category_html(
-    *, site_title: str, base_url: str, language: str, feed: FeedLink, entries: Sequence[PageEntry]
-) -> bytes:
-    """A readable page of one category's entries, with autodiscovery links to its feeds."""
+def category_html(*, site_title: str, base_url: str, language: str, feed: FeedLink, items: Sequence[bytes]) -> bytes:
+    """A readable page of one category's entries (each `entry_item`), with autodiscovery links to its feeds."""
     head = E.HEAD(
         E.META(charset="utf-8"),
         E.META(name="viewport", content="width=device-width, initial-scale=1"),
@@ -142,24 +139,23 @@ def category_html(
         E.H1(feed.title),
         E.P(feed.description) if feed.description else "",
         E.P("Subscribe: ", *subscribe[:-1], **{"class": "subscribe"}),
-        E.OL(**{"class": "entries"}) if entries else E.P("No entries yet."),
+        E.OL(**{"class": "entries"}) if items else E.P("No entries yet."),
     )
     page = html_document(E.HTML(head, body, lang=language))
     # The items are written as text and put in the empty list: building thousands of elements for
     # lxml to write out again took most of a long page's time. Only the list's own tag can match.
     empty = b'<ol class="entries"></ol>'
-    items = "".join(map(_entry_item, entries)).encode("utf-8")
-    return page.replace(empty, b'<ol class="entries">\n' + items + b"</ol>", 1) if entries else page
+    return page.replace(empty, b'<ol class="entries">\n' + b"".join(items) + b"</ol>", 1) if items else page
 
 
-@functools.lru_cache(maxsize=1 << 14)  # an entry is on its category's page and on all's: written once
-def _entry_item(entry: PageEntry) -> str:
+def entry_item(entry: PageEntry) -> bytes:
+    """An entry as its category's page lists it (UTF-8): made once per version of the entry, kept in the store."""
     summary = f"<p>{escape(entry.summary, quote=False)}</p>\n" if entry.summary else ""
     return (
         f'<li>\n<h2><a href="{escape(entry.link)}">{escape(entry.title, quote=False)}</a></h2>\n'
         f'<p class="meta"><time datetime="{escape(entry.published_iso)}">{escape(entry.published_text, quote=False)}'
         f"</time></p>\n{summary}</li>\n"
-    )
+    ).encode()
 
 
 _MONTHS = (

@@ -82,6 +82,7 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE entries ADD COLUMN atom BLOB NOT NULL DEFAULT x'';
     ALTER TABLE entries ADD COLUMN rss BLOB NOT NULL DEFAULT x'';
     ALTER TABLE entries ADD COLUMN json BLOB NOT NULL DEFAULT x'';
+    ALTER TABLE entries ADD COLUMN li BLOB NOT NULL DEFAULT x'';
     CREATE TABLE members (
         slug       TEXT NOT NULL,
         id         TEXT NOT NULL,
@@ -140,6 +141,7 @@ class Published:
     atom: bytes
     rss: bytes
     json: bytes
+    li: bytes  # its item on its categories' pages
 
 
 class Member(NamedTuple):
@@ -161,6 +163,7 @@ class DocumentRow(NamedTuple):
     atom: bytes
     rss: bytes
     json: bytes
+    li: bytes
     data: str
 
     def entry(self) -> Entry:
@@ -590,8 +593,8 @@ class Store:
         """Record entries as published: their text, categories, page, render key and rendered fragments."""
         with self.transaction():
             self._db.executemany(
-                "UPDATE entries SET data = ?, categories = ?, page = ?, render_key = ?, atom = ?, rss = ?, json = ? "
-                "WHERE id = ?",
+                "UPDATE entries SET data = ?, categories = ?, page = ?, render_key = ?, "
+                "atom = ?, rss = ?, json = ?, li = ? WHERE id = ?",
                 [
                     (
                         _payload_text(p.entry),
@@ -601,6 +604,7 @@ class Store:
                         p.atom,
                         p.rss,
                         p.json,
+                        p.li,
                         p.entry.id,
                     )
                     for p in published
@@ -668,7 +672,7 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.data FROM members m "
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, e.data FROM members m "
                 "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
                 "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
                 (slug, page, newest, skip),
@@ -680,7 +684,7 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.data FROM members m "
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, e.data FROM members m "
                 "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.late = 1 AND m.slug = ? "
                 "ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),

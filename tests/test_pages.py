@@ -134,7 +134,7 @@ def test_entry_page_has_the_category_pages_style_leads_to_its_category_and_shows
     assert meta.findtext("span[@class='type']") == "Spotlight Interviews with Co-operators, Series <two>"
     assert meta.findtext("time") == "28 October 2021"
     feed = FeedLink(slug="interviews", title="Interviews", description="", entries=1)
-    listing = category_html(site_title="ILO Cooperatives", base_url=BASE, language="en", feed=feed, entries=[])
+    listing = category_html(site_title="ILO Cooperatives", base_url=BASE, language="en", feed=feed, items=[])
     assert style(page) == style(listing) != ""
     # The category page leads back the same way: a first paragraph holding a "← " link.
     assert lxml.html.document_fromstring(listing).find("body/p/a").text.startswith("← ")

@@ -195,7 +195,11 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
     feed = pages.FeedLink(slug="news", title="News <&>", description="", entries=2)
     page = html.fromstring(
         pages.category_html(
-            site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=entries
+            site_title="Site",
+            base_url="https://feeds.example.org/",
+            language="en",
+            feed=feed,
+            items=[pages.entry_item(e) for e in entries],
         )
     )
     assert page.findtext(".//h1") == "News <&>"
@@ -206,7 +210,7 @@ def test_category_page_lists_entries_as_written_escaped() -> None:
     assert [[p.text for p in li.findall("p")[1:]] for li in items] == [["Less < more & then some"], []]
     empty = html.fromstring(
         pages.category_html(
-            site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, entries=[]
+            site_title="Site", base_url="https://feeds.example.org/", language="en", feed=feed, items=[]
         )
     )
     assert empty.find(".//ol") is None
