@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from strategies import make_doc, make_source, read_one
 
-from feeds.adapters import ADAPTERS
 from feeds.adapters.interview import Interview
 from feeds.adapters.listing import Listing
-from feeds.config import SourceConfig, parse
 from feeds.errors import ConfigError, SourceError
 from feeds.model import Author, Document, Entry
 
@@ -46,29 +44,6 @@ DIALLO_CONTENT = (
     "<h3>What would you tell a young woman who wants to start a cooperative?</h3>"
     "<p>Start with people you trust, write your rules down, and keep the accounts open to every member.</p>"
 )
-
-
-def make_source(
-    time_zone: str = "Europe/Zurich", name: str = "s", adapter: str = "interview", **options: Any
-) -> SourceConfig:
-    raw = {
-        "site": {"title": "T", "base_url": "https://feeds.example.org/"},
-        "sources": [
-            {"name": name, "adapter": adapter, "location": "x.txt", "time_zone": time_zone, "options": options}
-        ],
-    }
-    return parse(raw, Path("config.toml"), ADAPTERS).sources[0]
-
-
-def make_doc(name_or_text: str, media_type: str = "text/plain", url: str = "file:///data/page") -> Document:
-    path = DATA / name_or_text
-    content = path.read_bytes() if "\n" not in name_or_text and path.exists() else name_or_text.encode()
-    return Document(content=content, url=url, media_type=media_type)
-
-
-def read_one(doc: Document, source: SourceConfig | None = None) -> Entry:
-    [entry] = Interview().parse(doc, source or make_source())
-    return entry
 
 
 def test_text_interview() -> None:

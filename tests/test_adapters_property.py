@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
-import lxml.html
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lxml import etree
+from strategies import DATES, HREFS, LINES, NOISE, TAGS, TYPES, WORDS, assert_well_formed, run
 
 from feeds.adapters import Adapter
-from feeds.adapters.common import clean_text
 from feeds.adapters.interview import Interview
 from feeds.adapters.listing import Listing
 from feeds.config import SourceConfig, parse_schedule
@@ -38,38 +35,8 @@ MEDIA_TYPES = st.sampled_from(["text/plain", "text/html", "application/octet-str
 CHARSETS = st.sampled_from([None, "utf-8", "latin-1", "utf-16", "utf-32-le", "utf-32-be", "cp1252", "no-such-charset"])
 URLS = st.sampled_from(["file:///data/page.txt", "https://www.ilo.org/global/page.htm", "", "http://[::1"])
 
-# Pieces of real pages, so that generated documents reach deep into the parsers, not just their front door.
-DATES = st.sampled_from([
-    "10 January 2022", "09 November 2021", "4 février 2019", "1er mars 2020", "25 de agosto de 2020",
-    "31 February 2021", "10 Janvary 2022", "0 May 2020", "1 May 0001", "29.10.2021", "2022-01-10",
-    "2022-01-10T09:30:00+14:00", "9999-12-31T23:59:59-12:00", "1800-01-01", "2999-12-31", "lundi 4 février 2019",
-])  # fmt: skip
-TYPES = st.sampled_from(
-    ["News", "Publication", "Spotlight Interviews with Co-operators", "ILO COOP 100 Interview", "Article"]
-)
-WORDS = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
-LINES = st.one_of(
-    DATES,
-    TYPES,
-    WORDS,
-    st.builds(lambda n, rest: f"  {n}. {rest}", st.integers(0, 12), st.one_of(TYPES, WORDS)),
-    st.builds(lambda t, d: f"{t} | {d}", TYPES, DATES),
-    st.builds(lambda w: f"  •  {w}", WORDS),
-    st.builds(lambda w: f"{w}?", WORDS),
-    st.builds(lambda w: f"Mr {w}, role", WORDS),
-    st.sampled_from(["", " ", "\x00", "\x0b", "\ufffe", "\r", "\u2028", "|", "<", "&", "]]>", "\ud7ff"]),
-)
-TAGS = st.sampled_from([
-    "<li>", "</li>", "<ol>", "</ol>", "<ul>", "<article>", "</article>", "<h1>", "</h1>", "<h2>", "<p>", "</p>",
-    '<span class="type">', "</span>", '<time datetime="2021-10-28">', '<time datetime="2021-02-31">', "</time>",
-    '<a href="news/1.htm">', '<a href="javascript:alert(1)">', '<a href="http://[::1">', "</a>", "<br>",
-    "<main>", "<script>", "</script>", "<!--", "-->", '<base href="https://www.ilo.org/x/">', "<html>",
-    '<p class="meta">', "<nav>", "</nav>", "<div>" * 30, "&amp;", "&#0;", "&#xFFFF;", "<?xml version='1.0'?>",
-])  # fmt: skip
 TEXT_DOCUMENTS = st.lists(LINES, max_size=25).map("\n".join)
 SOUP = st.lists(st.one_of(TAGS, LINES), max_size=40).map("".join)
-NOISE = st.lists(st.one_of(TAGS, LINES), max_size=3).map("".join)
-HREFS = st.sampled_from(["news/1.htm", "https://www.ilo.org/a", "#top", "mailto:x@example.org", "http://[::1", ""])
 HTML_ITEM = st.builds(
     lambda kind, href, title, iso, date, summary, noise: (
         f'<li><span class="type">{kind}</span><h2><a href="{href}">{title}</a></h2>'
@@ -137,44 +104,6 @@ CHROME_PAGE = st.builds(
     st.lists(CHROME_PIECES, max_size=3),
 )  # fmt: skip
 HTML_DOCUMENTS = st.one_of(SOUP, HTML_LISTING, HTML_PAGE, CHROME_PAGE)
-
-
-def run(adapter: Adapter, doc: Document, source: SourceConfig) -> list[Entry]:
-    """The entries a parse yields before any SourceError; anything else fails the test."""
-    entries: list[Entry] = []
-    iterator: Iterator[Entry] = adapter.parse(doc, source)
-    try:
-        for entry in iterator:
-            entries.append(entry)
-    except SourceError as exc:
-        assert exc.where.startswith("s")
-    return entries
-
-
-def assert_well_formed(entry: Entry) -> None:
-    """Build an XML element from every text the entry carries, serialize it and read it back."""
-    assert entry.id and entry.title
-    assert entry.published.utcoffset() is not None and entry.updated == entry.published
-    assert entry.title == clean_text(entry.title) and entry.summary == clean_text(entry.summary)
-    root = etree.Element("entry")
-    for name, value in (("id", entry.id), ("title", entry.title), ("link", entry.link), ("summary", entry.summary),
-                        ("key", entry.match_key)):  # fmt: skip
-        etree.SubElement(root, name).text = value
-    for label in entry.labels:
-        assert label == clean_text(label) and label
-        etree.SubElement(root, "label").text = label
-    for person in entry.contributors:
-        etree.SubElement(root, "contributor").text = person.name
-    content = etree.SubElement(root, "content")
-    if entry.content_html:
-        for part in lxml.html.fragments_fromstring(entry.content_html):
-            if isinstance(part, str):
-                content.text = (content.text or "") + part
-            else:
-                content.append(part)
-    again = etree.fromstring(etree.tostring(root, encoding="utf-8"))
-    assert again.findtext("title") == entry.title
-    assert again.findtext("summary") == entry.summary
 
 
 def check(doc: Document) -> None:

@@ -14,7 +14,7 @@ import feedparser
 import lxml.html
 import pytest
 from site_helpers import DATA
-from test_adapters_interview import make_doc, read_one
+from strategies import make_doc, read_one
 
 from feeds.config import Config
 from feeds.errors import SourceError
