@@ -139,7 +139,7 @@ def main() -> None:
                 # The entries as the build published them: with their categories, and their page as link.
                 with pipeline.open_store(config) as store:
                     by_feed = {
-                        slug: collate.order(store.published_entries(store.feed_ids(slug)), args.entries)
+                        slug: collate.order([e for e, _ in store.published_entries(store.feed_ids(slug))], args.entries)
                         for slug in store.live_slugs()
                     }
                 rendered = sum(len(v) for v in by_feed.values())

@@ -10,7 +10,6 @@ writes them. Nothing here holds more than a batch of entries or one document at 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +173,7 @@ def _publish_batch(
         (c.slug, c.title) for entry in placed for c in entry.categories if c.slug not in rules.configured_slugs
     )
     store.put_published(_rendered(to_render, keys, own, site.base_url))
-    store.put_members(members, gone=gone)
+    store.put_members(members, leaving=[*was, *gone])  # `was`: ids in some feed before
     store.add_pending(pending)
     store.clean(batch)
     # The items of the group that were dirty too are published with it.
@@ -337,9 +336,8 @@ def render_plan(store: Store, config: Config, plan: Plan, changes: Changes) -> I
     by_slug = {c.slug: c for c in categories(store, config)}
     ttl = poll_seconds(config) // 60
     for start in range(0, len(plan.pages), BATCH):
-        for entry in store.published_entries(plan.pages[start : start + BATCH]):
+        for entry, path in store.published_entries(plan.pages[start : start + BATCH]):
             page = pages.render_entry_page(entry, site_title=site.title, language=site.language, base_url=site.base_url)
-            path = entry_page_path(entry)
             yield Rendered(publish.Write(path, page, gzip=False, durable=False), FileReport(path=path, entries=1))
     for slug, number in plan.archives:
         if (category := by_slug.get(slug)) is not None:
@@ -449,8 +447,7 @@ def _newest(rows: Sequence[DocumentRow]) -> datetime:
     if not rows:
         return EMPTY_FEED_UPDATED
     newest = max(rows, key=lambda r: r.updated)  # the first of equals, in document order
-    updated: str = json.loads(newest.data)["updated"]
-    return datetime.fromisoformat(updated)
+    return datetime.fromisoformat(newest.updated_text)
 
 
 def _meta(

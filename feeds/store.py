@@ -164,10 +164,7 @@ class DocumentRow(NamedTuple):
     rss: bytes
     json: bytes
     li: bytes
-    data: str
-
-    def entry(self) -> Entry:
-        return _entry(json.loads(self.data))
+    updated_text: str  # `updated` as published, in the entry's own zone
 
 
 class StoreError(FeedsError):
@@ -314,11 +311,10 @@ def _enclosures_text(enclosures: tuple[Enclosure, ...]) -> str:
 
 
 def _published(data: str, categories: str) -> Entry:
-    entry = _entry(json.loads(data))
-    return replace(entry, categories=tuple(Category(slug=s, title=t) for s, t in json.loads(categories)))
+    return _entry(json.loads(data), tuple(Category(slug=s, title=t) for s, t in json.loads(categories)))
 
 
-def _entry(data: dict[str, Any]) -> Entry:
+def _entry(data: dict[str, Any], categories: tuple[Category, ...] = ()) -> Entry:
     published = datetime.fromisoformat(data["published"])
     return Entry(
         id=data["id"],
@@ -337,6 +333,7 @@ def _entry(data: dict[str, Any]) -> Entry:
         enclosures=_enclosures(data["enclosures"]),
         match_key=data["match_key"],
         undated=data.get("undated", False),
+        categories=categories,
     )
 
 
@@ -620,12 +617,13 @@ class Store:
             out.setdefault(entry_id, []).append((slug, page))
         return out
 
-    def put_members(self, rows: Sequence[Member], gone: Iterable[str] = ()) -> None:
-        """Put entries in feeds, and take `gone` ids out of every feed (an id kept its archive page, if any)."""
+    def put_members(self, rows: Sequence[Member], leaving: Iterable[str] = ()) -> None:
+        """Put entries in feeds, after taking the `leaving` ids out of every feed they were in.
+
+        An id taken out keeps its archive page, if any, should it come back.
+        """
         with self.transaction():
-            self._db.executemany(
-                "UPDATE members SET live = 0 WHERE id = ?", [(i,) for i in {*gone, *(m.id for m in rows)}]
-            )
+            self._db.executemany("UPDATE members SET live = 0 WHERE id = ?", [(i,) for i in leaving])
             # `late`: on a frozen archive page and changed after it froze, so shown in the current document too.
             self._db.executemany(
                 "INSERT INTO members (slug, id, arrived, published, updated, live) VALUES (?, ?, ?, ?, ?, 1) "
@@ -672,7 +670,8 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, e.data FROM members m "
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
+                "FROM members m "
                 "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
                 "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
                 (slug, page, newest, skip),
@@ -684,17 +683,18 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, e.data FROM members m "
+                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
+                "FROM members m "
                 "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.late = 1 AND m.slug = ? "
                 "ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),
             )
         ]
 
-    def published_entries(self, ids: Iterable[str]) -> list[Entry]:
-        """The given entries as published, categories included."""
-        rows = self._select_in("SELECT data, categories FROM entries WHERE id IN ({}) AND data <> ''", ids)
-        return [_published(data, categories) for data, categories in rows]
+    def published_entries(self, ids: Iterable[str]) -> list[tuple[Entry, str]]:
+        """The given entries as published, categories included, each with our page's path ("" for none)."""
+        rows = self._select_in("SELECT data, categories, page FROM entries WHERE id IN ({}) AND data <> ''", ids)
+        return [(_published(data, categories), page) for data, categories, page in rows]
 
     def page_paths(self, ids: Iterable[str]) -> list[str]:
         """Our pages of the given entries, as paths under output/."""
