@@ -84,7 +84,8 @@ def update(store: Store, config: Config, now: datetime) -> Changes:
     rules = collate.Rules(config.categories, config.sources)
     if everything:
         store.mark_all_dirty()
-        slugs = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
+        # Every feed published so far is due too: one this configuration no longer makes is dropped.
+        slugs = {*store.live_slugs(), *store.published_slugs(), *_configured(config), collate.ALL.slug}
         store.add_pending([_SITE, *(f"{_FEED}{slug}" for slug in slugs)])
     while batch := store.dirty(BATCH):
         # A batch is published whole or not at all: a pass that dies leaves it dirty, to publish again.

@@ -812,6 +812,11 @@ class Store:
 
     # -- outputs: when each file last changed, for the status page ------------------------------
 
+    def published_slugs(self) -> set[str]:
+        """The categories whose current Atom document has been written (by this release or an earlier one)."""
+        rows = self._db.execute("SELECT path FROM outputs WHERE path LIKE '%.atom' AND path NOT LIKE '%/%'")
+        return {row[0].removesuffix(".atom") for row in rows}
+
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""
         return dict(self._db.execute("SELECT path, changed FROM outputs").fetchall())

@@ -10,7 +10,7 @@ import feedparser
 from lxml import etree, html
 from site_helpers import NOW
 
-from feeds import cli, pipeline
+from feeds import cli, documents, pipeline
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 
@@ -158,3 +158,21 @@ def test_an_entry_page_no_longer_needed_is_removed(make_config: Callable[..., Co
     assert not pages[0].exists()
     entry = feedparser.parse((config.site.output / "all.atom").read_bytes()).entries[0]
     assert entry.link == "https://coop.example.org/harvest"
+
+
+def test_after_an_upgrade_feeds_the_configuration_no_longer_makes_are_removed(
+    make_config: Callable[..., Config],
+) -> None:
+    """A state written by an earlier release: its settings unknown, its feeds recorded as written."""
+    config = make_config(BODY, {"africa.txt": listing(*NEWS), "pubs.txt": listing(*PUBLICATIONS)})
+    pipeline.build(config, NOW)
+    out = config.site.output
+    for ext in ("atom", "rss", "json", "html"):  # a feed an earlier release made of a tag
+        (out / f"podcast.{ext}").write_text("old", encoding="utf-8")
+    with pipeline.open_store(config) as store:
+        store.done([], ["podcast.atom"], NOW)
+        store.put_setting(documents.SETTINGS, "")
+    report = pipeline.build(config, NOW + timedelta(hours=1))
+    assert not report.failed
+    assert not [p.name for p in out.iterdir() if p.name.startswith("podcast.")]
+    assert (out / "news.atom").exists() and (out / "publications.atom").exists()
