@@ -429,11 +429,11 @@ def _utc_text(stamp: str) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, str, str, str, str, str]]:
+def source_rows(config: Config, site: pipeline.Site) -> list[tuple[str, str, str, str, str, str, str]]:
     """Per source: name, last fetch, result, next run, entries, error, warning: for /status and `feeds status`."""
     rows = []
     for source in config.sources:
-        state = store.source(source.name)
+        state = site.source(source.name)
         if not state.last_attempt:
             result = "never fetched"
         elif state.last_error:
@@ -457,9 +457,9 @@ def source_rows(config: Config, store: pipeline.Site) -> list[tuple[str, str, st
     return rows
 
 
-def feed_rows(store: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, str, str]]:
+def feed_rows(site: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, str, str]]:
     """Per feed file: name, entries (when known), last change."""
-    changes = store.output_changes()
+    changes = site.output_changes()
     names = sorted(n for n in changes if n.endswith(FEED_SUFFIXES) and "/" not in n)
     return [(n, str(entries[n]) if n in entries else "-", _utc_text(changes[n])) for n in names]
 
