@@ -45,6 +45,7 @@ class FetchResult:
     not_modified: bool
     permanent_redirect: str = ""  # where the config should point now, after 301/308 redirects
     bytes_received: int = 0
+    body_skipped: bool = False  # the media type was not wanted: the document holds the headers and no body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,10 +149,17 @@ class Fetcher:
             if self._made is not None:
                 self._made.close()
 
-    def fetch(self, source_name: str, location: str, validators: Validators = Validators()) -> FetchResult:
+    def fetch(
+        self,
+        source_name: str,
+        location: str,
+        validators: Validators = Validators(),
+        wanted: Callable[[str], bool] | None = None,
+    ) -> FetchResult:
         """Fetch `location` (an http(s) URL or a local path) for the source `source_name`.
 
-        Raises SourceError (SourceGone for HTTP 410) with a message meant for the operator.
+        Raises SourceError (SourceGone for HTTP 410) with a message meant for the operator. With
+        `wanted`, a body whose media type it refuses is not read: the document has its headers only.
         """
         if not location.startswith(("http://", "https://")):
             document = fetch_file(source_name, location, max_bytes=self.limits.max_bytes)
@@ -162,7 +170,7 @@ class Fetcher:
         while True:
             attempt += 1
             try:
-                return self._attempt(source_name, location, validators)
+                return self._attempt(source_name, location, validators, wanted)
             except _Retry as retry:
                 if attempt > self.limits.retries:
                     tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
@@ -172,7 +180,9 @@ class Fetcher:
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, base=self.limits.backoff_base, ceiling=self.limits.backoff_max, rng=self._rng)
 
-    def _attempt(self, source: str, location: str, validators: Validators) -> FetchResult:
+    def _attempt(
+        self, source: str, location: str, validators: Validators, wanted: Callable[[str], bool] | None = None
+    ) -> FetchResult:
         deadline = self._clock() + self.limits.total_timeout
         url, chain = location, [location]
         permanent, only_permanent = "", True
@@ -180,7 +190,7 @@ class Fetcher:
             with self._slot(source, url), self._open(source, url, validators, deadline) as response:
                 status = response.status_code
                 if status not in _REDIRECTS:
-                    return self._finish(source, url, response, validators, deadline, permanent)
+                    return self._finish(source, url, response, validators, deadline, permanent, wanted)
                 target = _redirect_target(source, url, response)
             # The config can follow a permanent hop only while every hop before it was permanent too.
             if status in _PERMANENT and only_permanent:
@@ -246,7 +256,14 @@ class Fetcher:
             raise SourceError(source, f"{url}: {exc or type(exc).__name__}") from exc
 
     def _finish(
-        self, source: str, url: str, response: httpx.Response, validators: Validators, deadline: float, permanent: str
+        self,
+        source: str,
+        url: str,
+        response: httpx.Response,
+        validators: Validators,
+        deadline: float,
+        permanent: str,
+        wanted: Callable[[str], bool] | None = None,
     ) -> FetchResult:
         status = response.status_code
         if status == 304:
@@ -265,17 +282,25 @@ class Fetcher:
             self._try_again(source, url, said, response.headers)
         if not 200 <= status < 300:
             raise SourceError(source, f"{url} answered {said}")
+        headers = MappingProxyType({key.lower(): value for key, value in response.headers.items()})
+        found = Validators(
+            etag=response.headers.get("etag", ""), last_modified=response.headers.get("last-modified", "")
+        )
+        if wanted is not None and not wanted(_content_type(response.headers.get("content-type", ""), b"")[0]):
+            # Told by its headers alone (a PDF, a video): its body may be large and is not ours to read.
+            media_type = _content_type(response.headers.get("content-type", ""), b"")[0]
+            document = Document(content=b"", url=str(response.url), media_type=media_type, headers=headers)
+            return FetchResult(
+                document=document, validators=found, not_modified=False, permanent_redirect=permanent, body_skipped=True
+            )
         body = self._read(source, url, response, deadline)
         media_type, declared = _content_type(response.headers.get("content-type", ""), body)
-        headers = MappingProxyType({key.lower(): value for key, value in response.headers.items()})
         document = _document(
             source, body, url=str(response.url), media_type=media_type, declared=declared, headers=headers, what="body"
         )
         return FetchResult(
             document=document,
-            validators=Validators(
-                etag=response.headers.get("etag", ""), last_modified=response.headers.get("last-modified", "")
-            ),
+            validators=found,
             not_modified=False,
             permanent_redirect=permanent,
             bytes_received=len(body),
