@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import NoReturn, Self
 from urllib.parse import unquote, urlsplit
+from urllib.robotparser import RobotFileParser
 
 import httpx
 
@@ -26,6 +27,19 @@ from feeds.retry import backoff, retry_after, server_now, worth_retrying
 
 class SourceGone(SourceError):
     """The server says the source was removed for good (HTTP 410): the operator should drop it."""
+
+
+class Refused(SourceError):
+    """The server answered with a status that is no success, a redirect or a retry (a 404, a 403)."""
+
+    def __init__(self, where: str, what: str, status: int) -> None:
+        super().__init__(where, what)
+        self.status = status
+
+
+_DISALLOW_ALL = ("User-agent: *", "Disallow: /")
+ROBOTS_TTL = timedelta(days=1)  # how long a host's robots.txt is believed
+ROBOTS_UNREACHABLE_TTL = timedelta(hours=1)  # a robots.txt that could not be read: nothing fetched there meanwhile
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +138,8 @@ class Fetcher:
         # needs it.
         self._made: httpx.Client | None = None
         self._made_lock = threading.Lock()
+        self._robots: dict[str, tuple[datetime, RobotFileParser]] = {}  # origin → (believed until, its rules)
+        self._robots_lock = threading.Lock()
 
     @property
     def _client(self) -> httpx.Client:
@@ -176,6 +192,37 @@ class Fetcher:
                     tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
                     raise SourceError(source_name, f"{retry.reason} (gave up after {tries})") from retry.__cause__
                 self._sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
+
+    def allowed(self, source_name: str, url: str) -> bool:
+        """Whether the host's robots.txt lets our User-Agent fetch `url`; each host's is read once a day.
+
+        As RFC 9309 says: no robots.txt (a 4xx) allows everything; one that cannot be read (5xx, no
+        answer) allows nothing until it is tried again, an hour later.
+        """
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        # One lock for all hosts: the first fetch of a host's robots.txt is waited for, never made twice.
+        with self._robots_lock:
+            cached = self._robots.get(origin)
+            if cached is None or cached[0] <= self._now():
+                cached = self._read_robots(source_name, origin)
+                self._robots[origin] = cached
+        return cached[1].can_fetch(self._user_agent, url)
+
+    def _read_robots(self, source_name: str, origin: str) -> tuple[datetime, RobotFileParser]:
+        rules = RobotFileParser(origin + "/robots.txt")
+        try:
+            result = self.fetch(source_name, origin + "/robots.txt", wanted=_is_plain_text)
+        except Refused as exc:
+            rules.parse(_DISALLOW_ALL if exc.status in (401, 403) else [])
+            return self._now() + ROBOTS_TTL, rules
+        except SourceError:
+            rules.parse(_DISALLOW_ALL)
+            return self._now() + ROBOTS_UNREACHABLE_TTL, rules
+        document = result.document
+        # Anything but text (an HTML page answered with 200) is no robots.txt: no rules.
+        rules.parse([] if document is None or result.body_skipped else document.text().splitlines())
+        return self._now() + ROBOTS_TTL, rules
 
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, base=self.limits.backoff_base, ceiling=self.limits.backoff_max, rng=self._rng)
@@ -281,7 +328,7 @@ class Fetcher:
         if worth_retrying(status):
             self._try_again(source, url, said, response.headers)
         if not 200 <= status < 300:
-            raise SourceError(source, f"{url} answered {said}")
+            raise Refused(source, f"{url} answered {said}", status)
         headers = MappingProxyType({key.lower(): value for key, value in response.headers.items()})
         found = Validators(
             etag=response.headers.get("etag", ""), last_modified=response.headers.get("last-modified", "")
@@ -340,6 +387,10 @@ class Fetcher:
                 raise _Retry(f"{url}: the download took longer than the {self.limits.total_timeout:g} s total limit")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _is_plain_text(media_type: str) -> bool:
+    return media_type == "text/plain"
 
 
 def _redirect_target(source: str, url: str, response: httpx.Response) -> str:

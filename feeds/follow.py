@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ from feeds.adapters.interview import Interview
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
 from feeds.extract import Extracted, extract_article
-from feeds.fetch import Fetcher, FetchResult, SourceGone, Validators
+from feeds.fetch import ROBOTS_TTL, Fetcher, FetchResult, Refused, SourceGone, Validators
 from feeds.model import Author, Document, Enclosure, Entry
 from feeds.sanitize import html_to_text
 from feeds.store import PageState, content_hash
@@ -32,7 +32,6 @@ _DOCUMENT_TYPES = re.compile(
 )
 # A page answered "not found" or "gone" this many times in a row is taken for gone, and not asked for again.
 GONE_AFTER = 3
-_MISSING = re.compile(r" answered HTTP (?:404|410)\b")
 RETRY_FIRST = timedelta(hours=1)  # a failed page waits this long, then twice as long after each new failure
 
 
@@ -52,9 +51,14 @@ def wanted(media_type: str) -> bool:
 
 
 def is_due(state: PageState, source: SourceConfig, now: datetime) -> bool:
-    """Whether an already known page is to be asked for again now, though its item did not change."""
-    if _gone(state) or (state.next_try and datetime.fromisoformat(state.next_try) > now):
+    """Whether an already known page is to be asked for again now, though its item did not change.
+
+    A failed page is due when its wait is over; one read before when `follow_refresh` has passed.
+    """
+    if _gone(state):
         return False
+    if state.next_try:
+        return datetime.fromisoformat(state.next_try) <= now
     return not state.checked or datetime.fromisoformat(state.checked) + source.follow_refresh <= now
 
 
@@ -68,14 +72,15 @@ def follow(
     states: Mapping[str, PageState],
     fetcher: Fetcher,
     now: datetime,
-    robots: Callable[[str], bool] | None = None,
+    robots: bool | None = None,
 ) -> Followed:
     """Fetch the pages of the items that need it (at most `follow_limit`, newest first) and merge every item.
 
     An item whose page is not fetched this pass keeps what its page said last time; one whose page
-    fails keeps it too, and the failure is a warning, never the source's error. `robots` says whether
-    a URL may be fetched (None: any may).
+    fails keeps it too, and the failure is a warning, never the source's error. robots.txt is obeyed
+    unless the source says `follow_robots = false` (or `robots` is given as False).
     """
+    obey = source.follow_robots if robots is None else robots
     to_fetch: list[tuple[Entry, PageState | None]] = []
     pending = 0
     newest_first = sorted(entries, key=lambda e: (e.undated, -e.published.timestamp()))
@@ -95,8 +100,11 @@ def follow(
 
     def one(job: tuple[Entry, PageState | None]) -> tuple[PageState, str, str]:
         entry, state = job
-        if robots is not None and not robots(entry.link):
-            return _failed(entry, state, source, now, "disallowed by robots.txt"), "robots", ""
+        if obey and not fetcher.allowed(source.name, entry.link):
+            what = f"{entry.link} is disallowed by robots.txt"
+            # Asked again when robots.txt is read again, not sooner.
+            page = _failed(entry, state, source, now, what, wait=ROBOTS_TTL)
+            return page, "robots", f"page {what}"
         return _fetch_page(entry, state, source, fetcher, now)
 
     workers = max(1, min(fetcher.limits.per_host, len(to_fetch)))
@@ -133,7 +141,7 @@ def _fetch_page(
     try:
         result = fetcher.fetch(source.name, url, validators, wanted=wanted)
     except SourceError as exc:
-        missing = isinstance(exc, SourceGone) or bool(_MISSING.search(exc.what))
+        missing = isinstance(exc, SourceGone) or (isinstance(exc, Refused) and exc.status == 404)
         page = _failed(entry, state, source, now, exc.what, missing=missing)
         return page, "missing" if missing else "failed", f"page {exc.what}"
     base = state or PageState(url=url, source=source.name)
@@ -181,11 +189,20 @@ def _read(base: PageState, result: FetchResult, entry: Entry, source: SourceConf
 
 
 def _failed(
-    entry: Entry, state: PageState | None, source: SourceConfig, now: datetime, what: str, *, missing: bool = False
+    entry: Entry,
+    state: PageState | None,
+    source: SourceConfig,
+    now: datetime,
+    what: str,
+    *,
+    missing: bool = False,
+    wait: timedelta | None = None,
 ) -> PageState:
     base = state or PageState(url=entry.link, source=source.name)
-    failures = base.failures + 1
-    wait = min(RETRY_FIRST * 2 ** (failures - 1), source.follow_refresh)
+    # A streak of "not found" counts on its own: three in a row and the page is taken for gone.
+    failures = base.failures + 1 if not missing or base.last_status == "missing" else 1
+    if wait is None:
+        wait = min(RETRY_FIRST * 2 ** (failures - 1), source.follow_refresh)
     return replace(
         base,
         failures=failures,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -47,6 +48,8 @@ def site_pages() -> dict[str, tuple[bytes, str]]:
         "/publications/care-cooperatives.pdf": (pdf_bytes(), "application/pdf"),
         "/news/slow-server.html": ((DATA / "river-ferry-cooperative.html").read_bytes(), html),
         "/news/very-long-page.html": (long_page(), html),
+        "/drafts/board-notes.html": ((DATA / "board-notes.html").read_bytes(), html),
+        "/robots.txt": ((DATA / "robots.txt").read_bytes(), "text/plain"),
     }
 
 
@@ -124,11 +127,19 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that closes its connection without reading (a PDF told by its headers) is no error of the site.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 @contextmanager
 def serve_site() -> Iterator[Site]:
     site = Site()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(site))
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _handler(site))
     site.base = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -48,6 +48,13 @@ def site() -> Iterator[Site]:
         yield running
 
 
+def forget(tmp_path: Path) -> None:
+    """Remove the state and output of an earlier build: the next one starts afresh."""
+    for old in ("state", "output"):
+        for path in sorted((tmp_path / old).rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+
+
 def fetcher() -> Fetcher:
     return Fetcher(user_agent=user_agent(__version__, ""), limits=LIMITS)
 
@@ -132,6 +139,7 @@ def test_failing_pages_leave_their_items_from_the_listing_as_warnings(
     assert source.pages["missing"] == 1
     assert source.pages["ok"] == 3
     assert source.pages["enclosure"] == 1
+    assert source.pages["robots"] == 1
     with Store(config.site.state / pipeline.DB_NAME) as store:
         assert store.source("coops").last_warning == source.warnings
 
@@ -141,7 +149,7 @@ def test_a_second_pass_downloads_no_page_body(site: Site, make_config: Callable[
     build(config)
     first = (config.site.output / "all.atom").read_bytes()
     site.clear()
-    build(config, NOW + timedelta(hours=1))
+    build(config, NOW + timedelta(minutes=30))
     # Nothing changed: the listing answers 304, and no page is asked for at all.
     assert [(s.path, s.conditional, s.status) for s in site.seen] == [("/listing.html", True, 304)]
     site.clear()
@@ -187,13 +195,46 @@ def test_ids_are_the_same_with_and_without_follow(
     build(followed)
     with_follow = {e.link: e.id for e in entries(followed)}
     plain = make_config(source_toml(site.url("/listing.html"), follow=None))
-    for old in ("state", "output"):
-        for path in sorted((tmp_path / old).rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
+    forget(tmp_path)
     build(plain)
     without = {e.link: e.id for e in entries(plain)}
     assert with_follow == without
     assert len(without) == len(EXPECTED["titles"])
+
+
+def test_robots_txt_is_obeyed_unless_the_source_says_not(
+    site: Site, make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    path = EXPECTED["robots_disallowed"]
+    config = make_config(source_toml(site.url("/listing.html")))
+    report = build(config)
+    assert not site.requests(path)
+    assert [s.status for s in site.requests("/robots.txt")] == [200]  # read once for the pass's many pages
+    assert any("robots.txt" in line and path in line for line in report.sources[0].warnings.splitlines())
+    assert content_of(by_link(config, site, path)) == ""
+    forget(tmp_path)
+    own = make_config(source_toml(site.url("/listing.html"), extra="follow_robots = false\n"))
+    build(own)
+    assert [s.status for s in site.requests(path)] == [200]
+    assert "secretariat" in content_of(by_link(own, site, path))
+
+
+def test_a_missing_page_is_retried_with_backoff_and_dropped_after_three_404s(
+    site: Site, make_config: Callable[..., Config]
+) -> None:
+    path = "/news/withdrawn-announcement.html"
+    config = make_config(source_toml(site.url("/listing.html")))
+    passes = [NOW, NOW + timedelta(minutes=30), NOW + timedelta(hours=1), NOW + timedelta(hours=2)]
+    passes += [NOW + timedelta(hours=3), NOW + timedelta(days=30)]
+    asked = []
+    for when in passes:
+        site.clear()
+        report = build(config, when)
+        assert not report.failed
+        asked.append(len(site.requests(path)))
+        assert by_link(config, site, path).summary  # published from the listing all along
+    # Asked at once, after an hour, after two more; not before its time, and never again after three 404s.
+    assert asked == [1, 0, 1, 0, 1, 0]
 
 
 def test_follow_limit_leaves_the_rest_for_later_passes(site: Site, make_config: Callable[..., Config]) -> None:
@@ -281,9 +322,7 @@ def test_any_html_as_a_followed_page_never_fails_the_other_items(
 ) -> None:
     site.pages["/interviews/jonas-berg.html"] = (page.encode("utf-8", "surrogatepass"), "text/html; charset=utf-8")
     site.slow.clear()
-    for old in ("state", "output"):
-        for path in sorted((tmp_path / old).rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
+    forget(tmp_path)
     config = make_config(source_toml(site.url("/listing.html")))
     report = build(config)
     assert not report.failed
