@@ -143,6 +143,8 @@ def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[lis
 
 def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
     digest = hashlib.sha256(f"{__version__}\0{source.adapter}\0{sorted(source.options.items())!r}".encode())
+    if source.follow:  # read again once follow changes; sources that follow nothing keep the hash they had
+        digest.update(f"\0{source.follow}\0{source.follow_robots}".encode())
     for doc in docs:
         digest.update(doc.url.encode() + b"\0" + hashlib.sha256(doc.content).digest())
     return digest.hexdigest()

@@ -12,6 +12,7 @@ from pathlib import Path
 import feedparser
 import lxml.html
 import pytest
+from daemon_helpers import Run, metric_samples, wait_for
 from follow_helpers import DATA, SIZE_CAP, Site, serve_site
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -329,3 +330,26 @@ def test_any_html_as_a_followed_page_never_fails_the_other_items(
     assert len(entries(config)) == len(EXPECTED["titles"])
     assert "bought the boats together" in content_of(by_link(config, site, "/news/river-ferry-cooperative.html"))
     assert by_link(config, site, "/interviews/jonas-berg.html").id == site.url("/interviews/jonas-berg.html")
+
+
+def test_the_daemon_follows_pages_and_counts_them_by_result(site: Site, start_daemon: Callable[..., Run]) -> None:
+    site.slow.clear()
+    sources = f'\n[[sources]]\nname = "coops"\nadapter = "listing"\nlocation = "{site.url("/listing.html")}"\n'
+    run = start_daemon(sources + 'follow = "auto"\n', {})
+
+    def counted() -> dict[str, float] | None:
+        samples = metric_samples(run.get("metrics").text)
+        found = {
+            dict(labels)["result"]: value
+            for (name, labels), value in samples.items()
+            if name == "feeds_page_fetches_total" and dict(labels).get("source") == "coops"
+        }
+        return found or None
+
+    results = wait_for(counted)
+    # Two interviews, the article, its copy no longer slow, and the long page, under the daemon's own size cap.
+    assert results["ok"] == 5
+    assert results["missing"] == 1 and results["enclosure"] == 1 and results["robots"] == 1
+    atom = wait_for(lambda: ((r := run.get("all.atom")).status_code == 200 and r.text) or None)
+    assert "What does the union offer its members?" in atom
+    assert "secretariat" not in atom
