@@ -107,6 +107,7 @@ def follow(
             return page, "robots", f"page {what}"
         return _fetch_page(entry, state, source, fetcher, now)
 
+    # As many threads as the host takes requests at once (the fetcher's limit holds the rest back anyway).
     workers = max(1, min(fetcher.limits.per_host, len(to_fetch)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feeds-follow") as pool:
         for page, result, warning in pool.map(one, to_fetch):
