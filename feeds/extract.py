@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,8 @@ from feeds.adapters.common import clean_text, html_tree
 from feeds.errors import SourceError
 from feeds.model import Author, Document
 from feeds.sanitize import sanitize_html
+
+_SRC = re.compile(r'src="[^"]+"')
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,9 +51,18 @@ def extract_article(doc: Document, source: str) -> Extracted:
     content = sanitize_html(_without_headline(body, title), doc.url)
     if not content:
         raise SourceError(source, f"{doc.url}: no article text found")
+    image = sanitize_html(f'<img src="{html.escape(meta.image or "")}" alt="">', doc.url) if meta is not None else ""
+    if (src := _src(image)) and src not in content:
+        content = f"<figure>{image}</figure>{content}"  # the page's lead picture (og:image), which its text leaves out
     names = (meta.author or "") if meta is not None else ""
     authors = tuple(Author(name=n) for n in (clean_text(part) for part in names.split(";")) if n)
     return Extracted(title=title, content_html=content, authors=authors)
+
+
+def _src(img: str) -> str:
+    """The src="…" of one sanitized <img>, as written in the content; "" when the cleaning dropped it."""
+    found = _SRC.search(img)
+    return found.group(0) if found else ""
 
 
 def _without_headline(fragment: str, title: str) -> str:

@@ -98,6 +98,7 @@ def test_followed_pages_give_the_entries_their_content(site: Site, make_config: 
     assert all(text in body for text in article["body_has"])
     assert not any(text in body for text in article["chrome_never"])
     assert entry.author == article["author"]
+    assert f'src="{site.url(article["image"])}"' in body  # its lead picture, made absolute
     assert "<h1" not in body  # the headline is the title, not a line of the content
     # The listing's summary stays; an item without one takes the page's standfirst.
     jonas = by_link(config, site, "/interviews/jonas-berg.html")
@@ -258,7 +259,10 @@ def test_build_and_validate_from_the_command_line(site: Site, make_config: Calla
     run = [sys.executable, "-m", "feeds"]
     built = subprocess.run([*run, "build", "--config", str(config.path)], capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr
-    assert "404" in built.stdout + built.stderr  # the gone page is reported
+    assert "404" in built.stdout  # the gone page is reported, as a warning of its source
+    status = subprocess.run([*run, "status", "--config", str(config.path)], capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stdout
+    assert "warning: page " in status.stdout and "withdrawn-announcement.html answered HTTP 404" in status.stdout
     checked = subprocess.run(
         [*run, "validate", "--config", str(config.path)], capture_output=True, text=True, timeout=120
     )
