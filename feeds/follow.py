@@ -167,7 +167,7 @@ def _read(base: PageState, result: FetchResult, entry: Entry, source: SourceConf
     if result.body_skipped:
         if not _DOCUMENT_TYPES.match(doc.media_type):
             what = f"{entry.link} is {doc.media_type}, neither a page nor a document to attach"
-            return replace(base, failures=base.failures, last_status=what), "unreadable", f"page {what}"
+            return replace(base, last_status=what), "unreadable", f"page {what}"
         length = doc.headers.get("content-length", "")
         page = replace(
             base,

@@ -177,19 +177,17 @@ def fetch(
 ) -> Fetched:
     """Fetch one source's documents (with `load` when given); a failure is returned, never raised.
 
-    A source with `follow` also has its items' pages fetched here, with what the store knew of them
-    (`pages`), so that a daemon fetches them outside its lock; nothing is written.
+    A source with `follow` also has its items' pages fetched here with `fetcher`, given what the store
+    knew of them (`pages`) and the time (`now`), so that a daemon fetches them outside its lock;
+    nothing is written.
     """
     if _is_gone(source, state):
         return Fetched(name=source.name, gone=True)
-    following = source.follow and now is not None and pages is not None
+    following = source.follow and now is not None and pages is not None and fetcher is not None
     if following and now is not None and pages is not None and any(is_due(p, source, now) for p in pages.values()):
         # A page is due to be checked again: the listing is read in full to know its items, even if unchanged.
         state = replace(state, etag="", last_modified="", doc_hash="")
     try:
-        if fetcher is None and following and load is None:
-            with Fetcher(user_agent=user_agent(__version__, "")) as own:
-                return fetch(source, state, own, pages=pages, now=now)
         docs, learnt = (load or partial(fetch_documents, fetcher=fetcher))(source, state)
     except SourceError as exc:
         return Fetched(name=source.name, error=exc)
