@@ -19,6 +19,10 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _INTERVAL = re.compile(r"^every\s+(\d+)\s*(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DEFAULT_SCHEDULE = "every 1h"
+FOLLOW_KINDS = ("auto", "interview", "article")
+FOLLOW_ADAPTERS = ("listing", "html", "feed")  # the adapters whose items link to pages of their own
+DEFAULT_FOLLOW_LIMIT = 50
+DEFAULT_FOLLOW_REFRESH = "every 7d"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +81,10 @@ class SourceConfig:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     key: str = ""  # the config key, e.g. "sources[0]", for messages
     id_prefix: str = ""  # "tag:<authority>:<name>:"; ids of entries without a permalink start with it
+    follow: str = ""  # "", "auto", "interview" or "article": how each item's own page is read ("": not fetched)
+    follow_limit: int = DEFAULT_FOLLOW_LIMIT  # pages fetched per pass, newest items first
+    follow_refresh: timedelta = timedelta(days=7)  # how often an unchanged item's page is checked again
+    follow_robots: bool = True  # obey the page host's robots.txt
 
     def tag(self, key: str) -> str:
         """The permanent id for an item this source identifies by `key` (no permalink)."""
@@ -175,6 +183,37 @@ class _Reader:
             return None
 
 
+def _follow_settings(r: _Reader, src: Mapping[str, Any], where: str, adapter: str) -> tuple[str, int, timedelta, bool]:
+    """A source's `follow`, `follow_limit`, `follow_refresh` and `follow_robots`, each checked."""
+    follow = r.get(src, "follow", where, str, "")
+    if "follow" in src and follow not in FOLLOW_KINDS:
+        r.problem(f"{where}.follow", f"must be one of {', '.join(repr(k) for k in FOLLOW_KINDS)}, got {follow!r}")
+        follow = ""
+    if follow and adapter and adapter not in FOLLOW_ADAPTERS:
+        r.problem(
+            f"{where}.follow",
+            f"only sources whose adapter is {', '.join(repr(a) for a in FOLLOW_ADAPTERS)} link to pages to follow, "
+            f'not "{adapter}"',
+        )
+    limit = r.get(src, "follow_limit", where, int, DEFAULT_FOLLOW_LIMIT)
+    if limit < 1:
+        r.problem(f"{where}.follow_limit", f"must be at least 1, got {limit}")
+    refresh_text = r.get(src, "follow_refresh", where, str, DEFAULT_FOLLOW_REFRESH)
+    refresh = timedelta(days=7)
+    try:
+        interval = parse_schedule(refresh_text).interval
+        if interval is None:
+            raise ValueError("a cron expression is not a period")
+        refresh = interval
+    except ValueError as exc:
+        r.problem(
+            f"{where}.follow_refresh",
+            f'"{refresh_text}": {exc}; expected "every N" with a unit s, m, h or d (e.g. "{DEFAULT_FOLLOW_REFRESH}")',
+        )
+    robots = r.get(src, "follow_robots", where, bool, True)
+    return follow, limit, refresh, robots
+
+
 def _control_character(text: str) -> str:
     """The first character of `text` that no feed or page may carry, as "U+0001"; "" when there is none."""
     if text.isprintable():
@@ -209,7 +248,19 @@ _SITE_KEYS = {
     "id_authority",
 }
 _CATEGORY_KEYS = {"slug", "title", "description", "types", "sources", "keywords"}
-_SOURCE_KEYS = {"name", "adapter", "location", "time_zone", "schedule", "categories", "options"}
+_SOURCE_KEYS = {
+    "name",
+    "adapter",
+    "location",
+    "time_zone",
+    "schedule",
+    "categories",
+    "options",
+    "follow",
+    "follow_limit",
+    "follow_refresh",
+    "follow_robots",
+}
 
 
 class OptionsChecker(Protocol):
@@ -350,6 +401,7 @@ def parse(raw: Mapping[str, Any], path: Path, adapters: Mapping[str, OptionsChec
                     f"must be a category slug (lowercase letters, digits, hyphens), got {slug!r}",
                 )
         options = r.get(src, "options", where, dict, {})
+        follow = _follow_settings(r, src, where, adapter)
         if adapters is not None and adapter in adapters:
             for key, what in adapters[adapter].check_options(options):
                 r.problem(f"{where}.options.{key}", what)
@@ -364,6 +416,10 @@ def parse(raw: Mapping[str, Any], path: Path, adapters: Mapping[str, OptionsChec
                 options=MappingProxyType(dict(options)),
                 key=where,
                 id_prefix=f"tag:{authority}:{name}:",
+                follow=follow[0],
+                follow_limit=follow[1],
+                follow_refresh=follow[2],
+                follow_robots=follow[3],
             )
         )
 

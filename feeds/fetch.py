@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import NoReturn, Self
 from urllib.parse import unquote, urlsplit
+from urllib.robotparser import RobotFileParser
 
 import httpx
 
@@ -26,6 +27,19 @@ from feeds.retry import backoff, retry_after, server_now, worth_retrying
 
 class SourceGone(SourceError):
     """The server says the source was removed for good (HTTP 410): the operator should drop it."""
+
+
+class Refused(SourceError):
+    """The server answered with a status that is no success, a redirect or a retry (a 404, a 403)."""
+
+    def __init__(self, where: str, what: str, status: int) -> None:
+        super().__init__(where, what)
+        self.status = status
+
+
+_DISALLOW_ALL = ("User-agent: *", "Disallow: /")
+ROBOTS_TTL = timedelta(days=1)  # how long a host's robots.txt is believed
+ROBOTS_UNREACHABLE_TTL = timedelta(hours=1)  # a robots.txt that could not be read: nothing fetched there meanwhile
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +59,7 @@ class FetchResult:
     not_modified: bool
     permanent_redirect: str = ""  # where the config should point now, after 301/308 redirects
     bytes_received: int = 0
+    body_skipped: bool = False  # the media type was not wanted: the document holds the headers and no body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +138,8 @@ class Fetcher:
         # needs it.
         self._made: httpx.Client | None = None
         self._made_lock = threading.Lock()
+        self._robots: dict[str, tuple[datetime, RobotFileParser]] = {}  # origin → (believed until, its rules)
+        self._robots_lock = threading.Lock()
 
     @property
     def _client(self) -> httpx.Client:
@@ -148,10 +165,17 @@ class Fetcher:
             if self._made is not None:
                 self._made.close()
 
-    def fetch(self, source_name: str, location: str, validators: Validators = Validators()) -> FetchResult:
+    def fetch(
+        self,
+        source_name: str,
+        location: str,
+        validators: Validators = Validators(),
+        wanted: Callable[[str], bool] | None = None,
+    ) -> FetchResult:
         """Fetch `location` (an http(s) URL or a local path) for the source `source_name`.
 
-        Raises SourceError (SourceGone for HTTP 410) with a message meant for the operator.
+        Raises SourceError (SourceGone for HTTP 410) with a message meant for the operator. With
+        `wanted`, a body whose media type it refuses is not read: the document has its headers only.
         """
         if not location.startswith(("http://", "https://")):
             document = fetch_file(source_name, location, max_bytes=self.limits.max_bytes)
@@ -162,17 +186,50 @@ class Fetcher:
         while True:
             attempt += 1
             try:
-                return self._attempt(source_name, location, validators)
+                return self._attempt(source_name, location, validators, wanted)
             except _Retry as retry:
                 if attempt > self.limits.retries:
                     tries = "1 attempt" if attempt == 1 else f"{attempt} attempts"
                     raise SourceError(source_name, f"{retry.reason} (gave up after {tries})") from retry.__cause__
                 self._sleep(retry.wait if retry.wait is not None else self._backoff(attempt))
 
+    def allowed(self, source_name: str, url: str) -> bool:
+        """Whether the host's robots.txt lets our User-Agent fetch `url`; each host's is read once a day.
+
+        As RFC 9309 says: no robots.txt (a 4xx) allows everything; one that cannot be read (5xx, no
+        answer) allows nothing until it is tried again, an hour later.
+        """
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        # One lock for all hosts: the first fetch of a host's robots.txt is waited for, never made twice.
+        with self._robots_lock:
+            cached = self._robots.get(origin)
+            if cached is None or cached[0] <= self._now():
+                cached = self._read_robots(source_name, origin)
+                self._robots[origin] = cached
+        return cached[1].can_fetch(self._user_agent, url)
+
+    def _read_robots(self, source_name: str, origin: str) -> tuple[datetime, RobotFileParser]:
+        rules = RobotFileParser(origin + "/robots.txt")
+        try:
+            result = self.fetch(source_name, origin + "/robots.txt", wanted=_is_plain_text)
+        except Refused as exc:
+            rules.parse(_DISALLOW_ALL if exc.status in (401, 403) else [])
+            return self._now() + ROBOTS_TTL, rules
+        except SourceError:
+            rules.parse(_DISALLOW_ALL)
+            return self._now() + ROBOTS_UNREACHABLE_TTL, rules
+        document = result.document
+        # Anything but text (an HTML page answered with 200) is no robots.txt: no rules.
+        rules.parse([] if document is None or result.body_skipped else document.text().splitlines())
+        return self._now() + ROBOTS_TTL, rules
+
     def _backoff(self, attempt: int) -> float:
         return backoff(attempt, base=self.limits.backoff_base, ceiling=self.limits.backoff_max, rng=self._rng)
 
-    def _attempt(self, source: str, location: str, validators: Validators) -> FetchResult:
+    def _attempt(
+        self, source: str, location: str, validators: Validators, wanted: Callable[[str], bool] | None = None
+    ) -> FetchResult:
         deadline = self._clock() + self.limits.total_timeout
         url, chain = location, [location]
         permanent, only_permanent = "", True
@@ -180,7 +237,7 @@ class Fetcher:
             with self._slot(source, url), self._open(source, url, validators, deadline) as response:
                 status = response.status_code
                 if status not in _REDIRECTS:
-                    return self._finish(source, url, response, validators, deadline, permanent)
+                    return self._finish(source, url, response, validators, deadline, permanent, wanted)
                 target = _redirect_target(source, url, response)
             # The config can follow a permanent hop only while every hop before it was permanent too.
             if status in _PERMANENT and only_permanent:
@@ -246,7 +303,14 @@ class Fetcher:
             raise SourceError(source, f"{url}: {exc or type(exc).__name__}") from exc
 
     def _finish(
-        self, source: str, url: str, response: httpx.Response, validators: Validators, deadline: float, permanent: str
+        self,
+        source: str,
+        url: str,
+        response: httpx.Response,
+        validators: Validators,
+        deadline: float,
+        permanent: str,
+        wanted: Callable[[str], bool] | None = None,
     ) -> FetchResult:
         status = response.status_code
         if status == 304:
@@ -264,18 +328,26 @@ class Fetcher:
         if worth_retrying(status):
             self._try_again(source, url, said, response.headers)
         if not 200 <= status < 300:
-            raise SourceError(source, f"{url} answered {said}")
+            raise Refused(source, f"{url} answered {said}", status)
+        headers = MappingProxyType({key.lower(): value for key, value in response.headers.items()})
+        found = Validators(
+            etag=response.headers.get("etag", ""), last_modified=response.headers.get("last-modified", "")
+        )
+        if wanted is not None and not wanted(_content_type(response.headers.get("content-type", ""), b"")[0]):
+            # Told by its headers alone (a PDF, a video): its body may be large and is not ours to read.
+            media_type = _content_type(response.headers.get("content-type", ""), b"")[0]
+            document = Document(content=b"", url=str(response.url), media_type=media_type, headers=headers)
+            return FetchResult(
+                document=document, validators=found, not_modified=False, permanent_redirect=permanent, body_skipped=True
+            )
         body = self._read(source, url, response, deadline)
         media_type, declared = _content_type(response.headers.get("content-type", ""), body)
-        headers = MappingProxyType({key.lower(): value for key, value in response.headers.items()})
         document = _document(
             source, body, url=str(response.url), media_type=media_type, declared=declared, headers=headers, what="body"
         )
         return FetchResult(
             document=document,
-            validators=Validators(
-                etag=response.headers.get("etag", ""), last_modified=response.headers.get("last-modified", "")
-            ),
+            validators=found,
             not_modified=False,
             permanent_redirect=permanent,
             bytes_received=len(body),
@@ -315,6 +387,10 @@ class Fetcher:
                 raise _Retry(f"{url}: the download took longer than the {self.limits.total_timeout:g} s total limit")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _is_plain_text(media_type: str) -> bool:
+    return media_type == "text/plain"
 
 
 def _redirect_target(source: str, url: str, response: httpx.Response) -> str:

@@ -20,8 +20,9 @@ from feeds.config import Config, SourceConfig
 from feeds.documents import FileReport
 from feeds.errors import SourceError, SourceWarning
 from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
+from feeds.follow import Followed, follow, is_due
 from feeds.model import Document, Entry
-from feeds.store import SourceState, Store
+from feeds.store import PageState, SourceState, Store
 
 log = logging.getLogger("feeds")
 
@@ -38,6 +39,7 @@ class SourceReport:
     error: str = ""
     redirect: str = ""
     warnings: str = ""  # what the read left out, one line each; the source did not fail for it
+    pages: Mapping[str, int] = field(default_factory=dict)  # followed pages fetched, by result
 
     @property
     def failed(self) -> bool:
@@ -141,6 +143,8 @@ def parse_documents(source: SourceConfig, docs: Iterable[Document]) -> tuple[lis
 
 def _doc_hash(source: SourceConfig, docs: Sequence[Document]) -> str:
     digest = hashlib.sha256(f"{__version__}\0{source.adapter}\0{sorted(source.options.items())!r}".encode())
+    if source.follow:  # read again once follow changes; sources that follow nothing keep the hash they had
+        digest.update(f"\0{source.follow}\0{source.follow_robots}".encode())
     for doc in docs:
         digest.update(doc.url.encode() + b"\0" + hashlib.sha256(doc.content).digest())
     return digest.hexdigest()
@@ -157,19 +161,44 @@ class Fetched:
     etag: str = ""  # what the fetch learnt, for the next conditional request
     last_modified: str = ""
     redirect: str = ""  # a permanent redirect seen, learnt again on every fetch so it clears once config follows
+    # A source that follows its items to their pages: its documents read, and the pages fetched.
+    parsed: tuple[list[Entry], list[str], list[str]] | None = None  # entries, errors, warnings
+    followed: Followed | None = None
 
 
 def fetch(
-    source: SourceConfig, state: SourceState, fetcher: Fetcher | None = None, load: Loader | None = None
+    source: SourceConfig,
+    state: SourceState,
+    fetcher: Fetcher | None = None,
+    load: Loader | None = None,
+    *,
+    pages: Mapping[str, PageState] | None = None,
+    now: datetime | None = None,
 ) -> Fetched:
-    """Fetch one source's documents (with `load` when given); a failure is returned, never raised."""
+    """Fetch one source's documents (with `load` when given); a failure is returned, never raised.
+
+    A source with `follow` also has its items' pages fetched here with `fetcher`, given what the store
+    knew of them (`pages`) and the time (`now`), so that a daemon fetches them outside its lock;
+    nothing is written.
+    """
     if _is_gone(source, state):
         return Fetched(name=source.name, gone=True)
+    following = source.follow and now is not None and pages is not None and fetcher is not None
+    if following and now is not None and pages is not None and any(is_due(p, source, now) for p in pages.values()):
+        # A page is due to be checked again: the listing is read in full to know its items, even if unchanged.
+        state = replace(state, etag="", last_modified="", doc_hash="")
     try:
         docs, learnt = (load or partial(fetch_documents, fetcher=fetcher))(source, state)
     except SourceError as exc:
         return Fetched(name=source.name, error=exc)
-    return _fetched(source, docs, learnt)
+    fetched = _fetched(source, docs, learnt)
+    if not following or docs is None or now is None or pages is None or fetcher is None:
+        return fetched
+    if _doc_hash(source, docs) == state.doc_hash and not state.last_error:
+        return fetched  # read before, every page it needed fetched: recorded as unchanged
+    entries, errors, warnings = parse_documents(source, docs)
+    followed = follow(source, entries, pages, fetcher, now)
+    return replace(fetched, parsed=(followed.entries, errors, warnings + followed.warnings), followed=followed)
 
 
 def _fetched(source: SourceConfig, docs: list[Document] | None, learnt: SourceState) -> Fetched:
@@ -201,10 +230,17 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
         store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
         return _unchanged(source, state)
     doc_hash = _doc_hash(source, docs)
-    if doc_hash == state.doc_hash and not state.last_error:
+    followed = fetched.followed
+    if doc_hash == state.doc_hash and not state.last_error and followed is None:
         store.put_source(replace(state, last_success=now.isoformat()))
         return _unchanged(source, state)
-    entries, errors, warnings = parse_documents(source, docs)
+    entries, errors, warnings = fetched.parsed or parse_documents(source, docs)
+    if followed is not None:
+        store.put_pages(followed.pages)
+        if followed.pending:
+            # Items over follow_limit wait for the next pass, which must read the document again to find them.
+            doc_hash = ""
+            state = replace(state, etag="", last_modified="")
     # The changed items are recorded dirty: should this pass die before publishing them (killed, a full
     # disk), the next one publishes them, whatever it finds of the sources.
     changed = store.save_items(source.name, entries, now)
@@ -235,6 +271,7 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
         redirect=state.redirect,
         unchanged=not changed,
         warnings="\n".join(warnings),
+        pages=dict(followed.results) if followed is not None else {},
     )
 
 
@@ -273,6 +310,10 @@ class Site:
 
     def sources(self) -> list[SourceState]:
         return self._store.sources()
+
+    def pages(self, source: SourceConfig) -> dict[str, PageState] | None:
+        """What the store knows of a source's followed pages; None for a source that follows none."""
+        return self._store.pages(source.name) if source.follow else None
 
     def record(self, source: SourceConfig, fetched: Fetched, now: datetime) -> SourceReport:
         with self._store.transaction():  # its items and its state together
@@ -350,9 +391,14 @@ def run_pass(
     report = BuildReport()
     chosen = [s for s in config.sources if not only or s.name in only]
     states = {s.name: site.source(s.name) for s in chosen}
-    with _Ahead(chosen if load is None else (), states, fetcher) as ahead:
+    pages = {s.name: site.pages(s) for s in chosen}
+    with _Ahead(chosen if load is None else (), states, fetcher, pages, now) as ahead:
         for source in chosen:
-            fetched = ahead.take(source) if load is None else fetch(source, states[source.name], load=load)
+            fetched = (
+                ahead.take(source)
+                if load is None
+                else fetch(source, states[source.name], fetcher, load=load, pages=pages[source.name], now=now)
+            )
             report.sources.append(site.record(source, fetched, now))
     if site.pending():
         report.files = site.publish(now)
@@ -381,10 +427,15 @@ class _Ahead:
         sources: Sequence[SourceConfig],
         states: Mapping[str, SourceState],
         fetcher: Fetcher,
+        pages: Mapping[str, Mapping[str, PageState] | None],
+        now: datetime,
         workers: int = FETCHING,
     ):
         self._fetcher = fetcher
         self._states = states
+        self._fetch = {s.name: partial(fetch, pages=pages[s.name], now=now) for s in sources}
+        self._pages = pages
+        self._now = now
         self._queue = deque(s for s in sources if s.is_url and not _is_gone(s, states[s.name]))
         self._window = 2 * workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feeds-fetch")
@@ -400,12 +451,16 @@ class _Ahead:
     def _fill(self) -> None:
         while self._queue and len(self._pending) < self._window:
             source = self._queue.popleft()
-            self._pending[source.name] = self._pool.submit(fetch, source, self._states[source.name], self._fetcher)
+            self._pending[source.name] = self._pool.submit(
+                self._fetch[source.name], source, self._states[source.name], self._fetcher
+            )
 
     def take(self, source: SourceConfig) -> Fetched:
         future = self._pending.pop(source.name, None)
         if future is None:  # a local file, or a source gone: in turn
-            return fetch(source, self._states[source.name], self._fetcher)
+            return fetch(
+                source, self._states[source.name], self._fetcher, pages=self._pages.get(source.name), now=self._now
+            )
         self._fill()
         return future.result()
 

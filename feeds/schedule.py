@@ -53,6 +53,12 @@ class Metrics:
         self.fetches = Counter(
             "feeds_fetches", "Source fetches by result.", ["source", "result"], registry=self.registry
         )
+        self.page_fetches = Counter(
+            "feeds_page_fetches",
+            "Followed item pages fetched by result: ok, not-modified, enclosure, missing, failed, unreadable, robots.",
+            ["source", "result"],
+            registry=self.registry,
+        )
         self.failures = Counter(
             "feeds_fetch_failures", "Source fetches that failed.", ["source"], registry=self.registry
         )
@@ -278,7 +284,9 @@ class Daemon:
         started = time.perf_counter()
         with self._lock:
             state = self._site.source(name)
-        fetched = pipeline.fetch(source, state, self._fetcher)
+            pages = self._site.pages(source)
+        # Its followed pages too are fetched here, outside the lock: other sources are never kept waiting.
+        fetched = pipeline.fetch(source, state, self._fetcher, pages=pages, now=self.clock())
         with self._lock:
             now = self.clock()
             report = self._site.record(source, fetched, now)
@@ -295,6 +303,8 @@ class Daemon:
         name = report.name
         result = "failed" if report.failed else ("unchanged" if report.unchanged else "ok")
         self.metrics.fetches.labels(name, result).inc()
+        for page_result, count in report.pages.items():
+            self.metrics.page_fetches.labels(name, page_result).inc(count)
         self.metrics.source_entries.labels(name).set(report.entries)
         warnings = report.warnings.splitlines()
         if not report.failed:  # a failed read says nothing of what the document holds

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from feeds.errors import FeedsError
 from feeds.model import Author, Category, Enclosure, Entry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -116,6 +116,25 @@ _MIGRATIONS: tuple[str, ...] = (
         ON CONFLICT (slug, id) DO NOTHING;
     ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
     """,
+    # Followed pages: what each item's own page said, and what is needed to ask for it again conditionally.
+    """
+    CREATE TABLE pages (
+        url             TEXT PRIMARY KEY,
+        source          TEXT NOT NULL,
+        item_digest     TEXT NOT NULL DEFAULT '',
+        etag            TEXT NOT NULL DEFAULT '',
+        last_modified   TEXT NOT NULL DEFAULT '',
+        digest          TEXT NOT NULL DEFAULT '',
+        extracted       TEXT NOT NULL DEFAULT '',
+        content_type    TEXT NOT NULL DEFAULT '',
+        content_length  INTEGER NOT NULL DEFAULT 0,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        last_status     TEXT NOT NULL DEFAULT '',
+        checked         TEXT NOT NULL DEFAULT '',
+        next_try        TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX pages_by_source ON pages (source);
+    """,
 )
 
 
@@ -188,6 +207,31 @@ class SourceState:
     entries: int = 0
     next_run: str = ""  # set by the daemon's scheduler, for `feeds status`
     last_warning: str = ""  # what the last read left unread, though the source did not fail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageState:
+    """What the store remembers about one followed page between passes."""
+
+    url: str
+    source: str
+    item_digest: str = ""  # content_hash of the listing item the page was last read for
+    etag: str = ""
+    last_modified: str = ""
+    digest: str = ""  # sha256 of the page's body as last downloaded
+    extracted: str = ""  # JSON of what was read from it; "" when nothing was ever read
+    content_type: str = ""  # a page that is no HTML (a PDF) is an enclosure: its type and length
+    content_length: int = 0
+    failures: int = 0  # failed fetches in a row
+    last_status: str = ""  # "ok", "not-modified", "enclosure", or the last error
+    checked: str = ""  # ISO time of the last fetch
+    next_try: str = ""  # ISO time before which a failed page is not asked for again
+
+
+_PAGE_COLUMNS = (
+    "url, source, item_digest, etag, last_modified, digest, extracted, content_type, content_length, failures, "
+    "last_status, checked, next_try"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -808,6 +852,23 @@ class Store:
                     state.next_run,
                     state.last_warning,
                 ),
+            )
+
+    # -- followed pages ----------------------------------------------------------------------------
+
+    def pages(self, source: str) -> dict[str, PageState]:
+        """The followed pages of a source, by URL."""
+        rows = self._db.execute(f"SELECT {_PAGE_COLUMNS} FROM pages WHERE source = ?", (source,)).fetchall()
+        return {row[0]: PageState(**dict(zip(PageState.__slots__, row, strict=True))) for row in rows}
+
+    def put_pages(self, states: Iterable[PageState]) -> None:
+        columns = _PAGE_COLUMNS.split(", ")
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
+        with self.transaction():
+            self._db.executemany(
+                f"INSERT INTO pages ({_PAGE_COLUMNS}) VALUES ({', '.join('?' * len(columns))}) "
+                f"ON CONFLICT (url) DO UPDATE SET {updates}",
+                [tuple(getattr(state, c) for c in columns) for state in states],
             )
 
     # -- outputs: when each file last changed, for the status page ------------------------------
