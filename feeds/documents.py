@@ -250,6 +250,7 @@ class Plan:
     feeds: list[str]  # slugs whose current documents (and open archive page) are due
     site: bool  # index.html and feeds.opml
     drops: list[str]  # paths under output/ no longer published; a directory's ends in "/"
+    dropping: list[str]  # the pending names those come from
 
     def names(self) -> Iterator[str]:
         """The pending names this plan covers, as the store keeps them."""
@@ -258,6 +259,7 @@ class Plan:
         yield from (f"{_FEED}{slug}" for slug in self.feeds)
         if self.site:
             yield _SITE
+        yield from self.dropping
 
     def __bool__(self) -> bool:
         return bool(self.pages or self.archives or self.feeds or self.site or self.drops)
@@ -270,6 +272,7 @@ def plan(store: Store, config: Config) -> Plan:
     feeds: list[str] = []
     site = False
     drops: list[str] = []
+    dropping: list[str] = []
     live = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
     for name in store.pending():
         if name == _SITE:
@@ -282,12 +285,14 @@ def plan(store: Store, config: Config) -> Plan:
         elif name.startswith(_PAGE):
             pages.append(name[len(_PAGE) :])
         elif name.startswith(f"{_DROP}{_FEED}"):
+            dropping.append(name)
             slug = name[len(_DROP) + len(_FEED) :]
             if slug not in live:  # it may have come back since
                 drops += [f"{slug}{suffix}" for suffix in (*FEED_SUFFIXES, ".html")] + [f"archive/{slug}/"]
         elif name.startswith(_DROP):
+            dropping.append(name)
             drops.append(name[len(_DROP) :])
-    return Plan(pages=pages, archives=archives, feeds=feeds, site=site, drops=drops)
+    return Plan(pages=pages, archives=archives, feeds=feeds, site=site, drops=drops, dropping=dropping)
 
 
 def directories(store: Store, plan: Plan) -> set[str]:

@@ -134,6 +134,10 @@ def test_a_category_removed_from_the_config_leaves_output(make_config: Callable[
     assert "https://feeds.example.org/reports.atom" in opml.xpath("//outline/@xmlUrl")
     assert not [u for u in opml.xpath("//outline/@xmlUrl") if "publications" in u]
     assert cli.main(["validate", "--config", str(config.path)]) == 0
+    # Done with: the next pass has nothing to do.
+    with pipeline.open_store(config) as store:
+        assert not store.has_work()
+    assert pipeline.build(load(config.path, ADAPTERS), NOW + timedelta(hours=2)).files == []
 
 
 def test_an_entry_page_no_longer_needed_is_removed(make_config: Callable[..., Config], tmp_path: Path) -> None:
@@ -156,6 +160,8 @@ def test_an_entry_page_no_longer_needed_is_removed(make_config: Callable[..., Co
     (tmp_path / "coop.xml").write_text(feed("<link>https://coop.example.org/harvest</link>"), encoding="utf-8")
     pipeline.build(config, NOW + timedelta(hours=1))
     assert not pages[0].exists()
+    with pipeline.open_store(config) as store:
+        assert not store.has_work()
     entry = feedparser.parse((config.site.output / "all.atom").read_bytes()).entries[0]
     assert entry.link == "https://coop.example.org/harvest"
 
