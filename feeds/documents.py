@@ -173,8 +173,12 @@ def _publish_batch(
     store.put_derived(
         (c.slug, c.title) for entry in placed for c in entry.categories if c.slug not in rules.configured_slugs
     )
-    store.put_published(_rendered(to_render, keys, own, site.base_url))
-    store.put_members(members, leaving=[*was, *gone])  # `was`: ids in some feed before
+    rendered = _rendered(to_render, keys, own, site.base_url)
+    store.put_published(rendered)
+    # An entry that cannot be rendered is in no feed (it was logged); the others keep theirs.
+    failed = {e.id for e in to_render} - {r.entry.id for r in rendered}
+    members = [m for m in members if m.id not in failed]
+    store.put_members(members, leaving=[*was, *gone, *failed])  # `was`: ids in some feed before
     store.add_pending(pending)
     store.clean(batch)
     # The items of the group that were dirty too are published with it.

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import feedparser
+import pytest
 from lxml import etree, html
 from site_helpers import NOW
 
-from feeds import cli, documents, pipeline
+from feeds import cli, documents, pipeline, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
 
@@ -182,3 +184,24 @@ def test_after_an_upgrade_feeds_the_configuration_no_longer_makes_are_removed(
     assert not report.failed
     assert not [p.name for p in out.iterdir() if p.name.startswith("podcast.")]
     assert (out / "news.atom").exists() and (out / "publications.atom").exists()
+
+
+def test_an_entry_that_cannot_be_rendered_is_left_out_and_the_rest_published(
+    make_config: Callable[..., Config], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """feedgen refusing one entry (cleaning should leave it nothing to refuse) costs that entry alone."""
+    build_one = render._build
+
+    def refusing(item: Any, base_url: str) -> Any:
+        if item.title.startswith("Credit union"):
+            raise ValueError("refused by the renderer")
+        return build_one(item, base_url)
+
+    monkeypatch.setattr(render, "_build", refusing)
+    config = make_config(BODY, {"africa.txt": listing(*NEWS), "pubs.txt": listing(*PUBLICATIONS)})
+    report = pipeline.build(config, NOW)
+    titles = [e.title for e in feedparser.parse((config.site.output / "all.atom").read_bytes()).entries]
+    assert titles == [NEWS[0][1], PUBLICATIONS[0][1]]
+    assert "refused by the renderer" in caplog.text
+    assert next(f for f in report.files if f.path == "all.json").entries == 2
+    assert cli.main(["validate", "--config", str(config.path)]) == 0
