@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from feeds.config import CategoryConfig, SourceConfig
 from feeds.model import Category, Entry, slugify
@@ -188,21 +189,37 @@ def categorize(
     return out
 
 
-def order(entries: Iterable[Entry], cap: int) -> list[Entry]:
+class Dated(Protocol):
+    """What orders an entry in a feed: an Entry, or a stored row of one."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def published(self) -> Any: ...  # a datetime, or its microseconds: compared only with its own kind
+    @property
+    def updated(self) -> Any: ...
+
+
+_D = TypeVar("_D", bound=Dated)
+
+
+def order(entries: Iterable[_D], cap: int | None = None) -> list[_D]:
     """Newest first by publication, then by last change, then by id; at most `cap` entries."""
     ranked = sorted(entries, key=lambda e: e.id)
     ranked.sort(key=lambda e: (e.published, e.updated), reverse=True)
     return ranked[:cap]
 
 
-def category_list(feeds: Mapping[str, Sequence[Entry]], configured: Sequence[CategoryConfig]) -> list[Category]:
-    """Every category that has a feed: configured ones in config order, then derived ones by slug, `all` first."""
+def category_list(configured: Sequence[CategoryConfig], derived: Iterable[Category]) -> list[Category]:
+    """Every category that has a feed: `all`, configured ones in config order, then derived ones by slug.
+
+    `derived` holds the categories the entries are in; of those a configuration does not name, the
+    first of each slug is kept.
+    """
     known = [Category(slug=c.slug, title=c.title, description=c.description) for c in configured]
-    slugs = {c.slug for c in known}
-    derived: dict[str, Category] = {}
-    for entries in feeds.values():
-        for entry in entries:
-            for category in entry.categories:
-                if category.slug not in slugs:
-                    derived.setdefault(category.slug, category)
-    return [ALL, *known, *(derived[slug] for slug in sorted(derived))]
+    taken = {ALL.slug, *(c.slug for c in known)}
+    others: dict[str, Category] = {}
+    for category in derived:
+        if category.slug not in taken:
+            others.setdefault(category.slug, category)
+    return [ALL, *known, *(others[slug] for slug in sorted(others))]

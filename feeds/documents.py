@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -85,8 +85,7 @@ def update(store: Store, config: Config, now: datetime) -> Changes:
     if everything:
         store.mark_all_dirty()
         # Every feed published so far is due too: one this configuration no longer makes is dropped.
-        slugs = {*store.live_slugs(), *store.published_slugs(), *_configured(config), collate.ALL.slug}
-        store.add_pending([_SITE, *(f"{_FEED}{slug}" for slug in slugs)])
+        store.add_pending([_SITE, *(f"{_FEED}{slug}" for slug in _feeds(store, config))])
     while batch := store.dirty(BATCH):
         # A batch is published whole or not at all: a pass that dies leaves it dirty, to publish again.
         with store.transaction():
@@ -107,7 +106,7 @@ def update(store: Store, config: Config, now: datetime) -> Changes:
 
 def republish(store: Store, config: Config) -> None:
     """Every document due again, entry pages and final archive pages included (output/ was lost)."""
-    slugs = {*store.live_slugs(), *_configured(config), collate.ALL.slug}
+    slugs = _feeds(store, config)
     archives = [f"{_ARCHIVE}{slug}:{n}" for slug in slugs for n in range(1, store.archive_count(slug) + 1)]
     store.add_pending([_SITE, *(f"{_FEED}{slug}" for slug in slugs), *archives])
     store.add_pending(f"{_PAGE}{entry_id}" for entry_id in store.own_pages())
@@ -115,6 +114,11 @@ def republish(store: Store, config: Config) -> None:
 
 def _configured(config: Config) -> set[str]:
     return {c.slug for c in config.categories}
+
+
+def _feeds(store: Store, config: Config) -> set[str]:
+    """Every feed that has been or is to be published: those with entries or written, configured ones, `all`."""
+    return {*store.live_slugs(), *store.published_slugs(), *_configured(config), collate.ALL.slug}
 
 
 def _publish_batch(
@@ -180,8 +184,7 @@ def _publish_batch(
     members = [m for m in members if m.id not in failed]
     store.put_members(members, leaving=[*was, *gone, *failed])  # `was`: ids in some feed before
     store.add_pending(pending)
-    store.clean(batch)
-    # The items of the group that were dirty too are published with it.
+    # The batch, and the items of its groups that were dirty too: published with it.
     store.clean((source, entry.id) for source, entry, _ in group)
     return touched
 
@@ -265,9 +268,6 @@ class Plan:
             yield _SITE
         yield from self.dropping
 
-    def __bool__(self) -> bool:
-        return bool(self.pages or self.archives or self.feeds or self.site or self.drops)
-
 
 def plan(store: Store, config: Config) -> Plan:
     """The documents due: those the store has marked, a pass that died included."""
@@ -330,11 +330,9 @@ class Rendered:
 
 def categories(store: Store, config: Config) -> list[Category]:
     """Every category that has a feed: `all`, configured ones in config order, then derived ones by slug."""
-    configured = [Category(slug=c.slug, title=c.title, description=c.description) for c in config.categories]
-    known = {c.slug for c in configured}
     titles = store.derived_titles()
-    derived = sorted(slug for slug in store.live_slugs() if slug not in known and slug != collate.ALL.slug)
-    return [collate.ALL, *configured, *(Category(slug=s, title=titles.get(s, s)) for s in derived)]
+    derived = (Category(slug=slug, title=titles.get(slug, slug)) for slug in store.live_slugs())
+    return collate.category_list(config.categories, derived)
 
 
 def render_plan(store: Store, config: Config, plan: Plan, changes: Changes) -> Iterator[Rendered]:
@@ -363,27 +361,28 @@ def render_plan(store: Store, config: Config, plan: Plan, changes: Changes) -> I
         yield Rendered(publish.Write("feeds.opml", opml), FileReport(path="feeds.opml"))
 
 
-def _ordered(rows: Iterable[DocumentRow]) -> list[DocumentRow]:
-    """Newest first by publication, then by last change, then by id."""
-    ranked = sorted(rows, key=lambda r: r.id)
-    ranked.sort(key=lambda r: (r.published, r.updated), reverse=True)
-    return ranked
+@dataclass(frozen=True, slots=True)
+class _Paged:
+    """How a category is paged now (RFC 5005)."""
+
+    open_count: int  # arrivals on no frozen page: the current document's, and the open archive page's before them
+    frozen: int  # final archive pages
+    last: int  # the number of its last archive page, the open one if it has one; 0: none
 
 
-def _current(store: Store, slug: str, size: int) -> tuple[list[DocumentRow], int]:
-    """A category's current document, and the number of its open archive page (0: none)."""
-    open_count = store.open_count(slug)
-    rows = store.documents_rows(slug, 0, skip=max(0, open_count - size))
-    corrections = store.corrections(slug, size)
-    last = store.archive_count(slug) + (1 if open_count > size else 0)
-    return _ordered([*rows, *corrections]), last
+def _paged(store: Store, slug: str, size: int) -> _Paged:
+    open_count, frozen = store.open_count(slug), store.archive_count(slug)
+    return _Paged(open_count, frozen, frozen + (1 if open_count > size else 0))
 
 
 def _feed(store: Store, config: Config, category: Category, ttl: int, changes: Changes) -> Iterator[Rendered]:
     """A category's current Atom, RSS and JSON Feed documents, its HTML page, and its open archive page."""
     site = config.site
     size = site.entries_per_feed
-    rows, last = _current(store, category.slug, size)
+    paged = _paged(store, category.slug, size)
+    current = store.documents_rows(category.slug, 0, skip=max(0, paged.open_count - size))
+    rows = collate.order([*current, *store.corrections(category.slug, size)])
+    last = paged.last
     history = (("prev-archive", f"archive/{category.slug}/{last}"),) if last else ()
     meta = _meta(config, category, rows, ttl, history=history)
     new = sum(1 for r in rows if r.id in changes.new)
@@ -402,21 +401,21 @@ def _feed(store: Store, config: Config, category: Category, ttl: int, changes: C
     )
     name = f"{category.slug}.html"
     yield Rendered(publish.Write(name, page), FileReport(path=name, entries=len(rows)))
-    if last > store.archive_count(category.slug):
-        yield from _archive(store, config, category, last, ttl)
+    if last > paged.frozen:
+        yield from _archive(store, config, category, last, ttl, paged)
 
 
-def _archive(store: Store, config: Config, category: Category, number: int, ttl: int) -> Iterator[Rendered]:
+def _archive(
+    store: Store, config: Config, category: Category, number: int, ttl: int, paged: _Paged | None = None
+) -> Iterator[Rendered]:
     """Archive page `number` of a category, Atom and RSS, linked both ways (RFC 5005)."""
     size = config.site.entries_per_feed
-    frozen = store.archive_count(category.slug)
-    if number <= frozen:
-        rows = _ordered(store.documents_rows(category.slug, number))
-        last = frozen + (1 if store.open_count(category.slug) > size else 0)
+    paged = paged or _paged(store, category.slug, size)
+    if number <= paged.frozen:
+        rows = collate.order(store.documents_rows(category.slug, number))
     else:  # the open page: the arrivals before the current document's
-        open_count = store.open_count(category.slug)
-        rows = _ordered(store.documents_rows(category.slug, 0, newest=max(0, open_count - size)))
-        last = number
+        rows = collate.order(store.documents_rows(category.slug, 0, newest=max(0, paged.open_count - size)))
+    last = paged.last
     stem = f"archive/{category.slug}/{number}"
     history = [("current", category.slug)]
     if number > 1:
@@ -439,7 +438,7 @@ def _document(fmt: Format, meta: render.FeedMeta, rows: Sequence[DocumentRow]) -
 
 def _link(store: Store, config: Config, category: Category) -> pages.FeedLink:
     size = config.site.entries_per_feed
-    count = min(store.open_count(category.slug), size) + len(store.corrections(category.slug, size))
+    count = min(store.open_count(category.slug), size) + min(store.late_count(category.slug), size)
     return pages.FeedLink(slug=category.slug, title=category.title, description=category.description, entries=count)
 
 

@@ -156,6 +156,7 @@ class Fetched:
 
     name: str
     docs: list[Document] | None = None  # None: the server said nothing changed (304), or nothing was fetched
+    doc_hash: str = ""  # of the documents and of what reading them depends on
     error: SourceError | None = None
     gone: bool = False  # a URL source the server said is gone: not fetched any more
     etag: str = ""  # what the fetch learnt, for the next conditional request
@@ -183,28 +184,43 @@ def fetch(
     """
     if _is_gone(source, state):
         return Fetched(name=source.name, gone=True)
-    following = source.follow and now is not None and pages is not None and fetcher is not None
-    if following and now is not None and pages is not None and any(is_due(p, source, now) for p in pages.values()):
-        # A page is due to be checked again: the listing is read in full to know its items, even if unchanged.
-        state = replace(state, etag="", last_modified="", doc_hash="")
+    if source.follow and fetcher is not None and pages is not None and now is not None:
+        return _fetch_following(source, state, fetcher, load, pages, now)
+    return _fetch(source, state, fetcher, load)
+
+
+def _fetch(source: SourceConfig, state: SourceState, fetcher: Fetcher | None, load: Loader | None) -> Fetched:
     try:
         docs, learnt = (load or partial(fetch_documents, fetcher=fetcher))(source, state)
     except SourceError as exc:
         return Fetched(name=source.name, error=exc)
-    fetched = _fetched(source, docs, learnt)
-    if not following or docs is None or now is None or pages is None or fetcher is None:
-        return fetched
-    if _doc_hash(source, docs) == state.doc_hash and not state.last_error:
-        return fetched  # read before, every page it needed fetched: recorded as unchanged
-    entries, errors, warnings = parse_documents(source, docs)
+    return Fetched(
+        name=source.name,
+        docs=docs,
+        doc_hash="" if docs is None else _doc_hash(source, docs),
+        etag=learnt.etag,
+        last_modified=learnt.last_modified,
+        redirect=learnt.redirect,
+    )
+
+
+def _fetch_following(
+    source: SourceConfig,
+    state: SourceState,
+    fetcher: Fetcher,
+    load: Loader | None,
+    pages: Mapping[str, PageState],
+    now: datetime,
+) -> Fetched:
+    if any(is_due(page, source, now) for page in pages.values()):
+        # A page is due to be checked again: the listing is read in full to know its items, even if unchanged.
+        state = replace(state, etag="", last_modified="", doc_hash="")
+    fetched = _fetch(source, state, fetcher, load)
+    if fetched.docs is None or (fetched.doc_hash == state.doc_hash and not state.last_error):
+        return fetched  # failed, not modified, or read before with every page it needed: recorded as such
+    entries, errors, warnings = parse_documents(source, fetched.docs)
     followed = follow(source, entries, pages, fetcher, now)
     return replace(fetched, parsed=(followed.entries, errors, warnings + followed.warnings), followed=followed)
-
-
-def _fetched(source: SourceConfig, docs: list[Document] | None, learnt: SourceState) -> Fetched:
-    return Fetched(
-        name=source.name, docs=docs, etag=learnt.etag, last_modified=learnt.last_modified, redirect=learnt.redirect
-    )
 
 
 def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) -> SourceReport:
@@ -229,7 +245,7 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
     if docs is None:  # not modified
         store.put_source(replace(state, last_success=now.isoformat(), last_error="", failures=0))
         return _unchanged(source, state)
-    doc_hash = _doc_hash(source, docs)
+    doc_hash = fetched.doc_hash
     followed = fetched.followed
     if doc_hash == state.doc_hash and not state.last_error and followed is None:
         store.put_source(replace(state, last_success=now.isoformat()))
@@ -434,8 +450,6 @@ class _Ahead:
         self._fetcher = fetcher
         self._states = states
         self._fetch = {s.name: partial(fetch, pages=pages[s.name], now=now) for s in sources}
-        self._pages = pages
-        self._now = now
         self._queue = deque(s for s in sources if s.is_url and not _is_gone(s, states[s.name]))
         self._window = 2 * workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feeds-fetch")
@@ -458,9 +472,7 @@ class _Ahead:
     def take(self, source: SourceConfig) -> Fetched:
         future = self._pending.pop(source.name, None)
         if future is None:  # a local file, or a source gone: in turn
-            return fetch(
-                source, self._states[source.name], self._fetcher, pages=self._pages.get(source.name), now=self._now
-            )
+            return self._fetch[source.name](source, self._states[source.name], self._fetcher)
         self._fill()
         return future.result()
 

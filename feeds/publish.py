@@ -163,11 +163,6 @@ def remove_files(root: Path, names: Iterable[str]) -> None:
                 target.unlink()
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Replace one file (no .gz) unless it already holds exactly `data`; True when written."""
-    return bool(write_files(path.parent, [Write(path.name, data, gzip=False)]))
-
-
 def _holds(path: str, data: bytes) -> bool:
     try:
         if os.stat(path).st_size != len(data):

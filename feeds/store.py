@@ -186,6 +186,13 @@ class DocumentRow(NamedTuple):
     updated_text: str  # `updated` as published, in the entry's own zone
 
 
+# A document's entries: their order, their fragments, and `updated` as published (in the entry's own zone).
+_ROWS = (
+    "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
+    "FROM members m JOIN entries e ON e.id = m.id "
+)
+
+
 class StoreError(FeedsError):
     """The state database cannot be opened or is from a newer release."""
 
@@ -714,9 +721,7 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
-                "FROM members m "
-                "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
+                _ROWS + "WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
                 "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
                 (slug, page, newest, skip),
             )
@@ -727,13 +732,15 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
-                "FROM members m "
-                "JOIN entries e ON e.id = m.id WHERE m.live = 1 AND m.late = 1 AND m.slug = ? "
-                "ORDER BY m.updated DESC, m.id DESC LIMIT ?",
+                _ROWS + "WHERE m.live = 1 AND m.late = 1 AND m.slug = ? ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),
             )
         ]
+
+    def late_count(self, slug: str) -> int:
+        """How many archived entries of a feed were edited after their page froze."""
+        row = self._db.execute("SELECT count(*) FROM members WHERE live = 1 AND late = 1 AND slug = ?", (slug,))
+        return int(row.fetchone()[0])
 
     def published_entries(self, ids: Iterable[str]) -> list[tuple[Entry, str]]:
         """The given entries as published, categories included, each with our page's path ("" for none)."""
@@ -779,10 +786,6 @@ class Store:
                 "ON CONFLICT (path) DO UPDATE SET changed = excluded.changed",
                 ((path, stamp) for path in changed),
             )
-
-    def forget_outputs(self, paths: Iterable[str]) -> None:
-        with self.transaction():
-            self._db.executemany("DELETE FROM outputs WHERE path = ?", [(p,) for p in paths])
 
     def setting(self, key: str) -> str:
         row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()

@@ -120,7 +120,7 @@ sources = ["plain"]
     }
     first = feeds["all"][0]
     assert [c.slug for c in first.categories] == ["labour", "news"]
-    listed = category_list(feeds, cfg.categories)
+    listed = category_list(cfg.categories, (c for es in feeds.values() for e in es for c in e.categories))
     assert [c.slug for c in listed] == [
         "all",
         "news",

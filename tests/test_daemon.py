@@ -12,7 +12,7 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from daemon_helpers import wait_for
+from daemon_helpers import DAEMON_SITE, source, wait_for
 from serve_helpers import free_port
 
 LISTING = """Cooperative news
@@ -46,28 +46,9 @@ ADDED = """
 def daemon(tmp_path: Path):  # type: ignore[no-untyped-def]
     port = free_port()
     (tmp_path / "news.txt").write_text(LISTING, encoding="utf-8")
-    (tmp_path / "config.toml").write_text(f"""
-[site]
-title = "Daemon test"
-base_url = "http://127.0.0.1:{port}/"
-time_zone = "Europe/Zurich"
-
-[[categories]]
-slug = "news"
-title = "News"
-types = ["News"]
-
-[[categories]]
-slug = "publications"
-title = "Publications"
-types = ["Publication"]
-
-[[sources]]
-name = "news"
-adapter = "listing"
-location = "news.txt"
-schedule = "every 1s"
-""")
+    (tmp_path / "config.toml").write_text(
+        DAEMON_SITE.format(port=port) + source("news", "news.txt", "every 1s"), encoding="utf-8"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "feeds", "run", "--config", str(tmp_path / "config.toml"), "--port", str(port)],
         cwd=tmp_path,
