@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -167,6 +168,7 @@ def _check(config: Config, args: argparse.Namespace) -> int:
 def _run(config: Config, args: argparse.Namespace) -> int:
     from feeds.schedule import Daemon
 
+    signal.pthread_sigmask(signal.SIG_BLOCK, Daemon.SIGNALS)  # before the daemon starts a thread: see run_forever
     daemon = Daemon(config.path, host=args.host, port=args.port)
     print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
     daemon.run_forever()

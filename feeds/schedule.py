@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -10,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -177,29 +177,26 @@ class Daemon:
             (self.config.site.state / PID_FILE).unlink()
         log.info(logfmt(event="stop"))
 
+    # The signals `feeds run` acts on. They are blocked in every thread and taken with sigwait in the main
+    # thread: a handler would run wherever the main thread happens to be (inside a lock it then asks for
+    # again, or never, if the kernel hands the signal to another thread while the main one sleeps).
+    SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
     def run_forever(self) -> None:
-        """`feeds run`: start, handle SIGTERM/SIGINT (stop) and SIGHUP (reload), block until stopped."""
-        wake = threading.Event()
-        pending: list[int] = []
+        """`feeds run`: start, then stop on SIGTERM/SIGINT and reload on SIGHUP, until stopped.
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            pending.append(signum)
-            wake.set()
-
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, on_signal)
+        The caller blocks SIGNALS before the process starts any thread (threads inherit the mask).
+        """
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.SIGNALS)
+        faulthandler.enable()  # a daemon killed with SIGABRT prints where each thread was
         self.start()
         try:
             while True:
-                wake.wait()
-                wake.clear()
-                while pending:
-                    received = pending.pop(0)
-                    log.info(logfmt(event="signal", signal=signal.Signals(received).name))
-                    if received == signal.SIGHUP:
-                        self.reload()
-                    else:
-                        return
+                received = signal.sigwait(self.SIGNALS)
+                log.info(logfmt(event="signal", signal=signal.Signals(received).name))
+                if received != signal.SIGHUP:
+                    return
+                self.reload()
         finally:
             self.stop()
 

@@ -6,6 +6,8 @@ import gzip
 import json
 import logging
 import re
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +91,18 @@ slug = "publications"
 title = "Publications"
 types = ["Publication"]
 """
+
+
+def terminate(proc: subprocess.Popen[bytes], log: Callable[[], str], timeout: float = 60.0) -> int:
+    """SIGTERM a `feeds run` and return its exit status; one that does not stop in time is made to print
+    each thread's stack (SIGABRT, which the daemon hands to faulthandler) and the test fails with its log."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=10)
+        raise AssertionError(f"feeds run did not stop within {timeout:.0f} s of SIGTERM:\n{log()}") from None
 
 
 def source(name: str, location: str, schedule: str) -> str:

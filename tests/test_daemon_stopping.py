@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
-from daemon_helpers import ADDED, DAEMON_SITE, PUBS, big_listing, check_whole, events, source, wait_for
+from daemon_helpers import ADDED, DAEMON_SITE, PUBS, big_listing, check_whole, events, source, terminate, wait_for
 from pytest_httpserver import HTTPServer
 from serve_helpers import free_port
 from werkzeug import Request, Response
@@ -100,8 +99,7 @@ def test_sigterm_during_a_write_leaves_whole_files_then_status_shows_next_runs(
         # The fetch line comes just before the poll renders and writes, so the signal usually lands during the
         # write (some 200 ms here). What is asserted below holds whenever it lands: the poll finishes its files.
         wait_for(lambda: log().count("event=fetch source=news result=ok") >= 2, timeout=30, every=0.005)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log()
+        assert terminate(proc, log) == 0, log()
     finally:
         if proc.poll() is None:
             proc.kill()
