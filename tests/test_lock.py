@@ -208,5 +208,7 @@ def test_a_build_holding_the_lock_is_named_and_takes_no_reload(site: Site) -> No
         reload = site.feeds("reload")
         assert reload.returncode == 1
         assert f"held by `feeds build` (pid {os.getpid()}), not by a daemon" in reload.stderr
-    assert not (site.root / "output").exists()
+        # Refused before they opened the store or wrote anything.
+        assert [p.name for p in site.state.iterdir()] == [LOCK_FILE]
+        assert not (site.root / "output").exists()
     assert site.feeds("build", "--no-wait").returncode == 0
