@@ -41,6 +41,9 @@ class StateLock:
         path = state / LOCK_FILE
         try:
             state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise FeedsError(str(state), f"cannot create the state directory ({exc.strerror or exc})") from exc
+        try:
             # Not truncated on open: the file holds the current holder's record until this process has the lock.
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -52,9 +55,14 @@ class StateLock:
             elif not _try(fd, fcntl.LOCK_EX):
                 raise StateInUse(str(state), f"in use by {_record(fd)}")
             record = f"{os.getpid()} {command}\n".encode()
-            # Written over the old record, then cut to length: a reader never finds the file empty.
-            os.pwrite(fd, record, 0)
-            os.ftruncate(fd, len(record))
+            try:
+                # Written over the old record, then cut to length: a reader never finds the file empty.
+                os.pwrite(fd, record, 0)
+                os.ftruncate(fd, len(record))
+            except OSError as exc:
+                # A stale record left in place would name the wrong process to those refused.
+                what = f"cannot write the lock file ({exc.strerror or exc}); free space in the state directory"
+                raise FeedsError(str(path), what) from exc
         except BaseException:
             os.close(fd)
             raise

@@ -212,3 +212,13 @@ def test_a_build_holding_the_lock_is_named_and_takes_no_reload(site: Site) -> No
         assert [p.name for p in site.state.iterdir()] == [LOCK_FILE]
         assert not (site.root / "output").exists()
     assert site.feeds("build", "--no-wait").returncode == 0
+
+
+def test_a_state_directory_that_cannot_be_made_is_named(site: Site) -> None:
+    site.state.write_text("not a directory\n")
+    for command in ("run", "build"):
+        done = site.feeds(command)
+        assert done.returncode == 1
+        assert done.stderr.startswith(f"feeds: {site.state}: cannot create the state directory ("), done.stderr
+        assert done.stderr.count("\n") == 1, done.stderr
+    assert not (site.root / "output").exists()
