@@ -14,10 +14,12 @@ from pathlib import Path
 from feeds import __version__, documents, pipeline
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
-from feeds.errors import ConfigError, FeedsError
+from feeds.errors import ConfigError, FeedsError, StateInUse
+from feeds.lock import StateLock
 from feeds.model import FEED_SUFFIXES
 
 EXIT_OK, EXIT_SOURCE_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_IN_USE = 2  # like an unusable config: nothing was done
 EXIT_BROKEN_PIPE = 128 + 13  # as a shell reports a command that SIGPIPE ended
 
 
@@ -48,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="refresh only this source (repeatable); every feed is still brought up to date",
+    )
+    build.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="exit with status 2 at once when a `feeds run` or another build holds the state directory, "
+        "instead of waiting for it to finish",
     )
     command("check", "Validate the configuration and read every source, without writing anything.")
     for name, text in (
@@ -118,6 +126,9 @@ def _main(argv: Sequence[str] | None) -> int:
     }[args.command]
     try:
         return handler(config, args)
+    except StateInUse as exc:
+        print(f"feeds: {exc}; {_IN_USE_ADVICE[args.command]}", file=sys.stderr)
+        return EXIT_IN_USE
     except ConfigError as exc:
         print(f"feeds: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -126,11 +137,29 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_SOURCE_FAILED
 
 
+_IN_USE_ADVICE = {
+    "run": "one process writes a state directory: stop that one first, or change the config and `feeds reload`",
+    "build": "run the build again once it has finished, or without --no-wait to wait for it",
+}
+
+
+def _writer_lock(config: Config, command: str, *, wait: bool) -> StateLock:
+    """The state directory's lock for this process, before it opens the store or writes anything."""
+    try:
+        return StateLock(config.site.state, command)
+    except StateInUse as exc:
+        if not wait:
+            raise
+        print(f"feeds: {exc}; waiting for it to finish (--no-wait exits instead)", file=sys.stderr, flush=True)
+    return StateLock(config.site.state, command, wait=True)
+
+
 def _build(config: Config, args: argparse.Namespace) -> int:
     unknown = [name for name in args.source if name not in {s.name for s in config.sources}]
     if unknown:
         raise ConfigError([("--source", f'no source is named "{name}"') for name in unknown])
-    report = pipeline.build(config, datetime.now(UTC), only=args.source)
+    with _writer_lock(config, "build", wait=not args.no_wait):
+        report = pipeline.build(config, datetime.now(UTC), only=args.source)
     for source in report.sources:
         state = "failed" if source.failed else ("unchanged" if source.unchanged else "read")
         print(f"source {source.name}: {state}, {source.entries} entries")
@@ -168,10 +197,13 @@ def _check(config: Config, args: argparse.Namespace) -> int:
 def _run(config: Config, args: argparse.Namespace) -> int:
     from feeds.schedule import Daemon
 
-    signal.pthread_sigmask(signal.SIG_BLOCK, Daemon.SIGNALS)  # before the daemon starts a thread: see run_forever
-    daemon = Daemon(config.path, host=args.host, port=args.port)
-    print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
-    daemon.run_forever()
+    # Blocked before the lock is taken (which lets `feeds reload` find this process) and before the daemon
+    # starts a thread: a SIGHUP this early waits for the daemon to take it as a reload (see run_forever).
+    signal.pthread_sigmask(signal.SIG_BLOCK, Daemon.SIGNALS)
+    with _writer_lock(config, "run", wait=False):
+        daemon = Daemon(config.path, host=args.host, port=args.port)
+        print(f"feeds {__version__}: serving {config.site.output} on http://{args.host}:{args.port}/", flush=True)
+        daemon.run_forever()
     return EXIT_OK
 
 

@@ -44,3 +44,7 @@ class RenderError(FeedsError):
 
 class PublishError(FeedsError):
     """A file in the output directory could not be written; `where` is its path."""
+
+
+class StateInUse(FeedsError):
+    """Another `feeds run` or `feeds build` holds the state directory's lock; `where` is the directory."""

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from feeds import __version__, documents, pages, pipeline
+from feeds import __version__, documents, lock, pages, pipeline
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError
@@ -33,7 +33,6 @@ from feeds.websub import HubPinger
 
 log = logging.getLogger("feeds")
 
-PID_FILE = "feeds.pid"
 MAX_BACKOFF = timedelta(hours=6)
 Clock = Callable[[], datetime]
 
@@ -158,7 +157,6 @@ class Daemon:
         self._scheduler.start()
         self._record_next_runs()
         self.server.start()
-        (self.config.site.state / PID_FILE).write_text(f"{os.getpid()}\n")
         log.info(logfmt(event="start", url=self.server.url, sources=len(self.config.sources), version=__version__))
 
     def stop(self) -> None:
@@ -173,8 +171,6 @@ class Daemon:
         self._fetcher.close()
         with self._lock:
             self._site.close()
-        with _quiet_oserror():
-            (self.config.site.state / PID_FILE).unlink()
         log.info(logfmt(event="stop"))
 
     # The signals `feeds run` acts on. They are blocked in every thread and taken with sigwait in the main
@@ -418,14 +414,6 @@ class Daemon:
         )
 
 
-class _quiet_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> bool:
-        return kind is not None and issubclass(kind, OSError)
-
-
 def _utc_text(stamp: str) -> str:
     """An ISO time from the store as "YYYY-MM-DD HH:MM:SS" in UTC; "-" when there is none."""
     if not stamp:
@@ -472,13 +460,15 @@ def feed_rows(site: pipeline.Site, entries: dict[str, int]) -> list[tuple[str, s
 
 
 def send_reload(config: Config) -> int:
-    """Ask a running daemon to reread its config (SIGHUP to the pid in the state directory)."""
-    pid_file = config.site.state / PID_FILE
+    """Ask the daemon that holds the state directory's lock to reread its config (SIGHUP); its pid."""
+    state = config.site.state
+    holding = lock.holder(state)
+    if holding is None:
+        raise FeedsError(str(state), "no daemon holds this state directory; start one with `feeds run`")
+    if holding.command != "run":
+        raise FeedsError(str(state), f"held by {holding}, not by a daemon; there is nothing to reload")
     try:
-        pid = int(pid_file.read_text().strip())
-        os.kill(pid, signal.SIGHUP)
-    except (FileNotFoundError, ValueError):
-        raise FeedsError(str(pid_file), "no running daemon recorded here (is `feeds run` running?)") from None
+        os.kill(holding.pid, signal.SIGHUP)
     except ProcessLookupError:
-        raise FeedsError(str(pid_file), "the recorded daemon is not running; start it with `feeds run`") from None
-    return pid
+        raise FeedsError(str(state), f"the daemon (pid {holding.pid}) has stopped; start it with `feeds run`") from None
+    return holding.pid
