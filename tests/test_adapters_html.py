@@ -194,6 +194,9 @@ def test_categories_and_authors_are_deduplicated_in_order() -> None:
         ("Thu, 28 Oct 2021 10:00:00 -0400", "2021-10-28T10:00:00-04:00"),
         ("2021/10/28 14:30", "2021-10-28T14:30:00+02:00"),
         ("Oct 28 2021 10:00 EST", "2021-10-28T10:00:00+02:00"),  # unknown zone name: the source's zone
+        ("Publicado el 2 de febrero de 2023", "2023-02-02T00:00:00+01:00"),
+        ("Posted on June 2, 2022", "2022-06-02T00:00:00+02:00"),
+        ("01 June 2022, Vientiane, Lao People's Democratic Republic", "2022-06-01T00:00:00+02:00"),
     ],
 )
 def test_automatic_dates(text: str, expected: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from feeds.adapters import ADAPTERS
 from feeds.adapters.common import blocks_html, clean_text, match_key, strip_honorific
-from feeds.adapters.dates import looks_like_date, parse_date, split_type_date
+from feeds.adapters.dates import looks_like_date, parse_date, split_type_date, strip_date_prefix
 from feeds.adapters.listing import Listing
 from feeds.config import SourceConfig, parse
 from feeds.errors import ConfigError, SourceError
@@ -370,6 +370,23 @@ def test_date_shapes_and_type_lines() -> None:
     assert split_type_date("Article |22 July 2020") == ("Article", "22 July 2020")
     assert split_type_date("Cooperatives | the future") is None
     assert split_type_date("a | b | 2020") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "rest"),
+    [
+        ("Published on 2 June 2022", "2 June 2022"),
+        ("Posted on May 12th, 2022", "May 12th, 2022"),
+        ("Publication date: 14 March 2023", "14 March 2023"),
+        ("Publié le 3 mars 2021", "3 mars 2021"),
+        ("Publicado el 2 de febrero de 2023", "2 de febrero de 2023"),
+        ("Fecha: 9 de enero de 2023", "9 de enero de 2023"),
+        ("Published reports of 2022", "Published reports of 2022"),  # no day or month follows: a title
+        ("Dated and signed", "Dated and signed"),
+    ],
+)
+def test_words_before_a_date_come_off(text: str, rest: str) -> None:
+    assert strip_date_prefix(text) == rest
 
 
 # --- text helpers ---------------------------------------------------------------------------------

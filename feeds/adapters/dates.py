@@ -152,6 +152,25 @@ def split_type_date(text: str) -> tuple[str, str] | None:
     return label, when
 
 
+# "Published on 2 June 2022", "Publié le 3 mars 2021", "Publicado el 2 de febrero de 2023", "Fecha: …": words
+# some pages print before an item's or a page's date.
+_DATE_PREFIX = re.compile(
+    r"^(?:(?:first\s+)?published|posted|dated?|publication\s+date|date\s+(?:of|de)\s+publication"
+    r"|publi[ée]e?|mis\s+en\s+ligne|publicad[oa]|fecha(?:\s+de\s+publicaci[oó]n)?)"
+    r"(?:\s+(?:on|le|el))?\s*:?\s+(?=\d|[^\W\d_]+\.?,?\s+\d)",
+    re.IGNORECASE,
+)
+
+
+def strip_date_prefix(text: str) -> str:
+    """ "Published on 2 June 2022" → "2 June 2022"; text without such words before a day or month is returned as it is.
+
+    The rest is not checked: callers go on to ask whether it is a date.
+    """
+    match = _DATE_PREFIX.match(text)
+    return text[match.end() :] if match else text
+
+
 # "February 2024", "février 2024", "febrero de 2024": a heading over the items of one month.
 _MONTH_YEAR = re.compile(rf"^(?P<month>{_WORD})\.?,?\s+(?:de\s+|del\s+)?(?P<year>\d{{4}})$")
 

@@ -249,9 +249,9 @@ def parse_date(text: str, zone: tzinfo, date_format: str | None = None) -> datet
     """An aware datetime from a date as a page prints it; date-only and naive values take `zone`.
 
     With `date_format`, only strptime with that format (month names in English: the C locale).
-    Without, the project's reader of English, French and Spanish dates and ISO 8601 (dates.parse_date),
-    then python-dateutil for the rest ("Thu, 28 Oct 2021 10:00:00 GMT", "2021/10/28"). None when
-    nothing reads it.
+    Without, the project's reader of English, French and Spanish dates and ISO 8601 (dates.parse_date;
+    words before the date and a place after it are left out), then python-dateutil for the rest
+    ("Thu, 28 Oct 2021 10:00:00 GMT", "2021/10/28"). None when nothing reads it.
     """
     text = clean_text(text)
     if not text:
@@ -263,13 +263,22 @@ def parse_date(text: str, zone: tzinfo, date_format: str | None = None) -> datet
         except ValueError:
             return None
     else:
-        try:
-            parsed = dates.parse_date(text, zone)
-        except ValueError:
-            parsed = _dateutil(text)
+        parsed = _site_date(text, zone) or _dateutil(text)
     if parsed is None:
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+
+
+def _site_date(text: str, zone: tzinfo) -> datetime | None:
+    """The date as the page adapters read it, also behind words ("Published on …") or before a place ("…, Lima")."""
+    text = dates.strip_date_prefix(text)
+    placed = dates.split_date_place(text)
+    for candidate in (text, placed[0]) if placed else (text,):
+        try:
+            return dates.parse_date(candidate, zone)
+        except ValueError:
+            continue
+    return None
 
 
 def _dateutil(text: str) -> datetime | None:
