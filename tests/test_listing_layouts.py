@@ -153,6 +153,81 @@ def test_a_date_in_words_is_an_error_not_a_summary(line: str) -> None:
     assert problem is not None and problem.what.startswith('no date in this item ("News / An item")')
 
 
+# --- one-format shapes: cards, tables, French and Spanish pages, worded dates, a second list ---------
+
+SHAPES: dict[str, dict[str, Any]] = json.loads((DATA / "listing-shapes.expected.json").read_text(encoding="utf-8"))
+
+
+def shape_document(name: str) -> Document:
+    media_type = "text/html" if name.endswith(".html") else "text/plain"
+    return Document(content=(DATA / name).read_bytes(), url=SHAPES[name]["url"], media_type=media_type)
+
+
+@pytest.mark.parametrize("name", sorted(SHAPES))
+def test_every_item_of_the_shape_is_read(name: str) -> None:
+    entries, problem = read(shape_document(name))
+    want = SHAPES[name]
+    assert [
+        {
+            "title": e.title,
+            "labels": list(e.labels),
+            "published": "" if e.undated else e.published.date().isoformat(),
+            "summary": e.summary,
+            "link": e.link,
+        }
+        for e in entries
+    ] == want["entries"]
+    if "warning" in want:
+        assert isinstance(problem, SourceWarning) and problem.what == want["warning"]
+    else:
+        assert problem is None, problem
+
+
+def test_the_windows_rendering_really_has_its_bytes() -> None:
+    raw = (DATA / "listing-noticias.txt").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    assert "\u00a0".encode() in raw and b"\t" in raw
+
+
+def test_sidebars_pagers_and_read_more_links_are_no_content() -> None:
+    entries, _ = read(shape_document("listing-cards.html"))
+    texts = " ".join(text for e in entries for text in (e.title, e.summary, *e.labels))
+    for chrome in ("General Conference", "Most read", "Read more", "Next", "Last", "©", "Skip to"):
+        assert chrome not in texts
+    # The most-read box repeats an item of the page: it is still one entry.
+    assert len([e for e in entries if e.title.startswith("Coffee cooperatives")]) == 1
+
+
+def test_a_table_read_from_a_file_keeps_its_types_and_titles() -> None:
+    # Without a web address the relative links go, and with them what marked the title cell.
+    content = (DATA / "listing-table.html").read_bytes()
+    entries, problem = read(Document(content=content, url="file:///data/noticias.html", media_type="text/html"))
+    want = SHAPES["listing-table.html"]["entries"]
+    assert problem is None
+    assert [(e.title, list(e.labels), e.link) for e in entries] == [(w["title"], w["labels"], "") for w in want]
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["More women lead savings cooperatives", "Next steps for the cooperative law", "Read more, learn more: a guide"],
+)
+def test_a_title_that_opens_like_a_link_word_stays_a_title(title: str) -> None:
+    page = f'<ul><li><h3><a href="/a">{title}</a></h3><p>A teaser.</p><p>2 June 2022</p></li></ul>'
+    entries, problem = read(Document(content=page.encode(), url=PAGE_URL, media_type="text/html"))
+    assert problem is None and [(e.title, e.summary) for e in entries] == [(title, "A teaser.")]
+
+
+@pytest.mark.parametrize(
+    "line", ["Last updated 2 June 2022", "Mis à jour le 3 mars 2021", "Actualizado: 2 de junio de 2022"]
+)
+def test_a_date_behind_unknown_words_is_an_error_not_a_summary(line: str) -> None:
+    text = f"H\n  1. News\n  An item\n  {line}\n  2. News\n  Another item\n  1 May 2021\n"
+    entries, problem = read(Document(content=text.encode(), url="file:///x"))
+    assert [e.title for e in entries] == ["Another item"]
+    assert problem is not None and not isinstance(problem, SourceWarning)
+    assert problem.where == "s line 4" and problem.what.startswith("cannot tell the date from the words before it")
+
+
 # --- the whole path: feeds build, feeds validate, feedparser -------------------------------------
 
 CATEGORIES = """
@@ -233,6 +308,31 @@ def test_every_layout_builds_validates_and_reads_back(make_config: Any) -> None:
     labels = {label for name in LAYOUTS for w in expected(name)["entries"] for label in w["labels"]}
     derived = {slugify(label) for label in labels if label_key(label) not in claimed}
     assert {p.stem for p in out.glob("*.atom")} == {"all", "spotlight", "coop-news", *derived}
+
+
+def test_every_shape_builds_validates_and_reads_back(make_config: Any) -> None:
+    names = sorted(SHAPES)
+    body = "".join(
+        f'\n[[sources]]\nname = "{name.replace(".", "-")}"\nadapter = "listing"\nlocation = "{name}"\n'
+        for name in names
+    )
+    config = make_config(body, {name: DATA / name for name in names})
+    build = feeds_command(config, "build")
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "error:" not in build.stdout
+    # The one shape read in part says so, with its lines; the others read in full.
+    warnings = [line.strip() for line in build.stdout.splitlines() if line.strip().startswith("warning:")]
+    assert warnings == [f"warning: listing-mostread-txt: {SHAPES['listing-mostread.txt']['warning']}"]
+    validate = feeds_command(config, "validate")
+    assert validate.returncode == 0, validate.stdout
+    assert validate.stdout.rstrip().endswith(" 0 problems")
+
+    out = config.site.output
+    for path in [*out.glob("*.atom"), *out.glob("*.rss")]:
+        parsed(path)
+    titles = [e.title for e in parsed(out / "all.atom").entries]
+    # An item on two pages (a card, and the same news in another rendering) is one entry.
+    assert sorted(titles) == sorted({w["title"] for name in names for w in SHAPES[name]["entries"]})
 
 
 def test_an_undated_item_keeps_its_date_and_id_on_later_builds(make_config: Any) -> None:

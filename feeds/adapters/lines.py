@@ -154,7 +154,8 @@ def _is_type(element: HtmlElement) -> bool:
 
 
 def _href(element: HtmlElement, text: str, base: str) -> str:
-    """The link the line stands for: its own, a heading's first, or that of one link spanning all of its text.
+    """The link the line stands for: its own, a heading's first, that of one link spanning all of its text,
+    or that of a link around it (a card whose whole face is one <a>).
 
     A link inside running text ("read the <a>report</a>") does not make a paragraph a title.
     """
@@ -163,6 +164,11 @@ def _href(element: HtmlElement, text: str, base: str) -> str:
         href = clean_text(anchor.get("href") or "")
         whole = anchor is element or element.tag in _HEADINGS or _text(anchor) == text
         if href and not href.startswith("#") and whole:
+            return web_url(href, base)
+    if not anchors:
+        around = next((a for a in element.iterancestors("a") if a.get("href")), None)
+        href = clean_text(around.get("href") or "") if around is not None else ""
+        if href and not href.startswith("#"):
             return web_url(href, base)
     return ""
 

@@ -18,6 +18,7 @@ from feeds.adapters.dates import (
     parse_date,
     split_date_place,
     split_type_date,
+    strip_date_prefix,
 )
 from feeds.adapters.lines import Line, html_lines, parse_html, read_text, text_lines
 from feeds.config import SourceConfig
@@ -39,12 +40,35 @@ _CREDIT = re.compile(
     r"|cr[ée]dits?\s+photo\b)",
     re.IGNORECASE,
 )
+# A link to the item's own page under its teaser ("Read more", "Lire la suite", "Leer más"): never summary.
+_MORE = (
+    r"(?:read|learn|see|find\s+out)\s+more|continue\s+reading|lire\s+la\s+suite|en\s+savoir\s+plus|lire\s+plus"
+    r"|leer\s+m[aá]s|seguir\s+leyendo|ver\s+m[aá]s|m[aá]s\s+informaci[oó]n"
+)
+# As a link it may go on ("Read more about …", for screen readers); as plain text, or a bare "More", it is the
+# whole line ("More women lead …" is a title).
+_MORE_LINK = re.compile(rf"^(?:{_MORE})(?:\W|$)", re.IGNORECASE)
+_MORE_LINE = re.compile(rf"^(?:{_MORE}|more|plus|m[aá]s)\W*$", re.IGNORECASE)
+# A pager under the last item ("Page 1 of 6   Next", "« précédent 1 2 3 suivant »"): a line of these words,
+# page numbers and arrows (guillemets, angle quotes) only, with a word or two numbers in it (so that a lone
+# year is not one).
+_PAGER_WORD = (
+    r"(?:page|p[aá]gina|of|de|sur|next|previous|prev|first|last|older|newer|entries|posts|suivante?|pr[ée]c[ée]dente?"
+    r"|premi[eè]re|derni[eè]re|siguiente|anterior|primera|[uú]ltima|\d{1,4}|[«»\u2039\u203a<>←→…|]+|\.\.\.)"
+)
+_PAGER = re.compile(rf"^(?=.*(?:[^\W\d_]|\d\D+\d)){_PAGER_WORD}(?:\s*{_PAGER_WORD})*$", re.IGNORECASE)
 # Site chrome around an HTML listing: never an item, never an item's text.
 _CHROME = frozenset({"header", "footer", "aside"})
-_CHROME_CLASS = re.compile(r"breadcrumb", re.IGNORECASE)
+# Class or id words of the blocks a site puts beside or under its list: a "most read" or "related" box
+# holds dated items of its own, and a pager's numbers are no items.
+_CHROME_CLASS = re.compile(
+    r"breadcrumb|(?:^|[\s_-])(?:sidebar|most-?(?:read|viewed|popular)|popular|related|see-?also|pager|pagination)",
+    re.IGNORECASE,
+)
 # A summary line this short that names a year is a date the page gave in words ("Autumn 2021"), not a summary.
 _VAGUE_DATE = re.compile(r"(?<!\d)(?:1[89]|2\d)\d\d(?!\d)")
 _VAGUE_WORDS = 4
+_DATED_LINE_WORDS = 10  # a line this short ending in a date is a date line, however worded
 _TYPE_WORDS = 3
 
 
@@ -210,7 +234,8 @@ def _item_like(line: Line) -> bool:
 
 
 def _html_items(root: HtmlElement, base: str) -> tuple[list[tuple[int, list[Line]]], list[Line]]:
-    """The items of an HTML listing: <li>s of the lists that hold dates or titled items, else the innermost <article>s.
+    """The items of an HTML listing: <li>s of the lists that hold dates or titled items, else the innermost <article>s,
+    else the rows of tables that hold dates.
 
     A page with neither is read like the text rendering (numbered or bulleted paragraphs). The
     site's header, footer, asides and breadcrumbs are no part of it. The lines outside every item
@@ -231,6 +256,15 @@ def _html_items(root: HtmlElement, base: str) -> tuple[list[tuple[int, list[Line
     if not found:
         articles = [a for a in root.iter("article") if next(a.iterdescendants("article"), None) is None]
         found = [(article, html_lines(article, base)) for article in articles]
+    if not found:
+        # A listing set out as a table: each row an item, its cells the date, the type and the title. A table
+        # that holds another lays the page out.
+        for table in root.iter("table"):
+            if next(table.iterdescendants("table"), None) is not None:
+                continue
+            rows = [(row, html_lines(row, base)) for row in table.iter("tr") if next(row.iter("td"), None) is not None]
+            if any(_dated(lines) for _, lines in rows):
+                found.extend(rows)
     if not found:
         return _split_items(html_lines(root, base))
     items = [(_sourceline(element), lines) for element, lines in found]
@@ -274,16 +308,17 @@ def _dated(lines: list[Line]) -> bool:
 def _date_texts(line: Line) -> tuple[list[str], str, str] | None:
     """The texts that may hold this line's date, best first, the type label beside it and the place after it.
 
-    None if the line is no date line. A place follows the date after a comma ("01 June 2022, Vientiane").
+    None if the line is no date line. A place follows the date after a comma ("01 June 2022, Vientiane");
+    words may stand before it ("Published on 2 June 2022").
     """
-    text, place = line.text, ""
+    text, place = strip_date_prefix(line.text), ""
     placed = _place_split(text) if "," in text else None
     if placed is not None:
         text, place = placed
     split = split_type_date(text)
     label = line.label or (split[0] if split else "")
     if split:
-        text = split[1]
+        text = strip_date_prefix(split[1])
     if line.when:
         return [line.when, text], label, place
     if split or placed is not None:
@@ -296,7 +331,7 @@ def _date_texts(line: Line) -> tuple[list[str], str, str] | None:
 def _place_split(text: str) -> tuple[str, str] | None:
     """A date line without its place, and the place: "News | 1 May 2022, Lima" → ("News | 1 May 2022", "Lima")."""
     label, bar, rest = text.rpartition("|")
-    placed = split_date_place(rest.strip())
+    placed = split_date_place(strip_date_prefix(rest.strip()))
     if placed is None:
         return None
     return f"{label}{bar} {placed[0]}" if bar else placed[0], placed[1]
@@ -306,9 +341,19 @@ def _is_credit(line: Line) -> bool:
     return line.tag == "figcaption" or _CREDIT.match(line.text) is not None
 
 
+def _is_pager(line: Line) -> bool:
+    return line.kind != "heading" and _PAGER.match(line.text) is not None
+
+
+def _is_more(line: Line) -> bool:
+    if _MORE_LINE.match(line.text):
+        return True
+    return bool(line.href) and line.kind != "heading" and _MORE_LINK.match(line.text) is not None
+
+
 def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
     # A photo credit is never the item's type, title or summary, wherever the page prints it.
-    lines = [line for line in lines if not _is_credit(line)]
+    lines = [line for line in lines if not (_is_credit(line) or _is_more(line) or _is_pager(line))]
     found: tuple[int, datetime, str, str] | None = None
     bad: tuple[Line, str] | None = None
     for index, line in enumerate(lines):
@@ -335,9 +380,12 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
     linked = next((line for line in rest if line.kind == "heading" or line.href), None)
     if linked is not None:
         title_lines = [linked]
-        leading = rest[: next(i for i, line in enumerate(rest) if line is linked)]
+        position = next(i for i, line in enumerate(rest) if line is linked)
+        leading = rest[:position]
         if not label and leading and is_type_label(leading[0].text):
             label = leading[0].text
+        # A card's teaser may stand between its title and a date printed at its foot.
+        after = rest[position + 1 :] + after
     elif len(rest) >= 2 and not label and is_type_label(rest[0].text):
         # A type line is short and followed by the title; the title is the line right before the date.
         label, title_lines = rest[0].text, rest[1:]
@@ -349,10 +397,16 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
             raise _Unreadable(number, "no title: expected a title line next to the date")
         linked = next((line for line in after if line.kind == "heading" or line.href), None)
         position = next((i for i, line in enumerate(after) if line is linked), 0)
-        title_lines, after = [after[position]], after[position + 1 :]
+        if linked is None and len(after) >= 2 and after[0].tag == "td" and len(after[0].text.split()) <= _TYPE_WORDS:
+            position = 1  # a table row's short cell between its date and its title is its type column
+        # Between the date and a linked title ("date | type | title" in a table row): a type, else summary.
+        leading = after[:position]
+        if not label and not date_label and leading and is_type_label(leading[0].text):
+            label, leading = leading[0].text, leading[1:]
+        title_lines, after = [after[position]], leading + after[position + 1 :]
     title = " ".join([line.text for line in title_lines])
     link = next((line.href for line in (*title_lines, *lines) if line.href), "")
-    summary = " ".join([line.text for line in after])
+    summary = " ".join([line.text for line in _before_next_list(after)])
     if place:  # a dateline: "Vientiane, Lao People's Democratic Republic — The workshop …"
         summary = f"{place} — {summary}" if summary else place
     unread = tuple(line.number for position, line in enumerate(lines) if position != index and _item_like(line))
@@ -390,15 +444,42 @@ def _undated_item(item: _Undated, labels: set[str]) -> _Item:
     title, after = rest[position], rest[position + 1 :]
     if any(len(line.text.split()) <= _VAGUE_WORDS and _VAGUE_DATE.search(line.text) for line in after):
         raise no_date
+    if worded := next((line for line in after if _ends_in_date(line.text)), None):
+        # "Last updated 2 June 2022": a date behind words this adapter does not know, not a summary.
+        raise _Unreadable(
+            worded.number, f'cannot tell the date from the words before it ("{worded.text[:80]}"); expected {EXPECTED}'
+        )
     return _Item(
         title=title.text,
         published=UNDATED,
         label=label,
-        summary=" ".join([line.text for line in after]),
+        summary=" ".join([line.text for line in _before_next_list(after)]),
         link=title.href or next((line.href for line in lines if line.href), ""),
         unread=tuple(line.number for line in lines if _item_like(line)),
         undated=True,
     )
+
+
+def _before_next_list(after: list[Line]) -> list[Line]:
+    """An item's summary lines up to a numbered line no item took, and the short heading over it.
+
+    Numbering that starts again under the last item is another list ("Most read", "Related"), reported as
+    unread; neither it nor what follows it is the item's summary.
+    """
+    for cut, line in enumerate(after):
+        marker = _MARKER.match(line.text)
+        if marker is not None and int(marker[1]) <= _FIRST_MAX:
+            heading = cut > 0 and is_type_label(after[cut - 1].text)
+            return after[: cut - 1] if heading else after[:cut]
+    return after
+
+
+def _ends_in_date(text: str) -> bool:
+    """Whether a short line ends in a date: its last two to six words are one."""
+    words = text.split()
+    if len(words) > _DATED_LINE_WORDS or not words[-1][-4:].isdigit():
+        return False
+    return any(looks_like_date(" ".join(words[-count:])) for count in range(2, min(6, len(words) - 1) + 1))
 
 
 def _label_key(label: str) -> str:
