@@ -189,3 +189,68 @@ def test_questions_numbered_by_a_list_make_an_interview() -> None:
         "<h3>¿Por qué?</h3><p>Porque sí.</p><h3>¿Y después?</h3><p>Ya veremos.</p><ul><li>uno</li><li>¿dos?</li></ul>"
     )
     assert entry.contributors[0].name == "Ana Ruiz"
+
+
+def test_a_data_table_stays_a_table_and_a_dateline_opens_the_body() -> None:
+    entry = _read("article-table.html")
+    content = _content(entry)
+    [table] = content.iter("table")
+    rows = [[cell.text_content() for cell in row] for row in table.iter("tr")]
+    assert rows == [
+        ["Province", "Cooperatives", "Members"],
+        ["Savannakhet", "14", "1,260"],
+        ["Champasak", "9", "840"],
+        ["Luang Prabang", "6", "515"],
+    ]
+    paragraphs = [p.text_content() for p in content.findall("p")]
+    assert paragraphs[0] == "Vientiane, Lao People's Democratic Republic"
+    assert "Savannakhet" not in paragraphs
+
+
+def test_a_table_that_lays_the_page_out_is_read_line_by_line() -> None:
+    html = (
+        "<table><tr><td><a href='/'>Home</a></td></tr><tr><td><h1>A headline</h1><p>Its standfirst.</p>"
+        "<p>News | 3 May 2021</p><p>The body.</p></td></tr></table>"
+    )
+    entry = read_one(make_doc(html, "text/html"))
+    assert (entry.title, entry.summary, entry.content_html) == ("A headline", "Its standfirst.", "<p>The body.</p>")
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [("Q:", "A:"), ("Q.", "A."), ("<b>Q:</b>", "<b>A:</b>"), ("P:", "R:"), ("Q :", "R :"), ("Question:", "Answer:")],
+)
+def test_question_and_answer_marks_come_off(question: str, answer: str) -> None:
+    html = (
+        "<main><h1>Ms Ana Ruiz, a cooperator</h1><p>A standfirst.</p><p>Entrevista | 3 de marzo de 2021</p>"
+        f"<p>{question} Tell us about the cooperative.</p><p>{answer} It has forty members.</p>"
+        f"<p>{question} And then?</p><p>{answer} We grew.</p></main>"
+    )
+    entry = read_one(make_doc(html, "text/html"))
+    assert entry.content_html == (
+        "<h3>Tell us about the cooperative.</h3><p>It has forty members.</p><h3>And then?</h3><p>We grew.</p>"
+    )
+
+
+def test_a_letter_opening_a_paragraph_is_no_mark_without_questions_marked_so() -> None:
+    text = "A headline\nIts standfirst.\nArticle | 3 May 2021\nA. Sen wrote about it first.\nR. Owen founded one.\n"
+    entry = read_one(make_doc(text))
+    assert entry.content_html == "<p>A. Sen wrote about it first.</p><p>R. Owen founded one.</p>"
+
+
+@pytest.mark.parametrize(
+    ("meta", "day", "place"),
+    [
+        ("Publié le 3 mars 2021", date(2021, 3, 3), ""),
+        ("Posted on June 2, 2022", date(2022, 6, 2), ""),
+        ("02 June 2022, Geneva, Switzerland", date(2022, 6, 2), "Geneva, Switzerland"),
+        ("Article | 01 June 2022, Vientiane, Lao People's Democratic Republic", date(2022, 6, 1), "Vientiane, Lao"),
+    ],
+)
+def test_a_worded_date_or_a_dateline_is_the_meta_line(meta: str, day: date, place: str) -> None:
+    for doc in (make_doc(_page(meta), "text/html"), make_doc(f"A headline\nA standfirst.\n{meta}\nThe body.\n")):
+        entry = read_one(doc)
+        assert entry.published.date() == day
+        # The body follows the meta line; a dateline's place opens it.
+        opening = (f"<p>{place}",) if place else ("<h3>Why?</h3>", "<p>The body.</p>")
+        assert entry.content_html.startswith(opening), entry.content_html

@@ -9,10 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from feeds.adapters.common import Block, blocks_html, clean_text, is_http, is_type_label, match_key, strip_honorific
-from feeds.adapters.dates import EXPECTED, looks_like_date, parse_date, split_type_date
+from feeds.adapters.dates import (
+    EXPECTED,
+    looks_like_date,
+    parse_date,
+    split_date_place,
+    split_type_date,
+    strip_date_prefix,
+)
 from feeds.adapters.lines import Line, html_lines, parse_html, read_text, text_lines
 from feeds.config import SourceConfig
 from feeds.errors import SourceError
@@ -28,6 +36,12 @@ _NAME_MAX = 80
 _CLOSERS = "\"'\u201d\u2019»)] "  # closing quotes and brackets after a question mark
 # "1. What brought you …?": the number is the page's numbering, not part of the question.
 _NUMBERED = re.compile(r"^\(?\d{1,2}[.)]\s+(?=\S)")
+# "Q: How did it begin?" / "A: With thirty neighbours.": questions and answers marked by a letter or a word
+# (French "Q." / "R.", Spanish "P." / "R."). The marks count only when the page uses both kinds.
+_QA_MARK = re.compile(
+    r"^(?:(?P<q>q|p|question|pregunta)|(?P<a>a|r|answer|r[ée]ponse|respuesta))(?:\s*:\s*|\.\s+|\)\s+|\s+[\u2013-]\s+)(?=\S)",
+    re.IGNORECASE,
+)
 # In HTML a bullet is often typed into its own paragraph ("<p>• text</p>") rather than marked up as <li>.
 _BULLET = re.compile(r"^[•◦▪‣·]\s*(?=\S)")
 # A photo credit ("© ILO / A. Photographer 2024", "Photo: …") is never reading matter, nor a caption glued to one.
@@ -48,6 +62,9 @@ _CHROME_NAME = re.compile(
 _CAPTION_NAME = re.compile(r"(?:^|[\s_-])(?:caption|credits?|photo-?credit|wp-caption-text)(?:$|[\s_-])")
 # The stand-in text of a figure's line ("[figure 0]"); its picture and caption are kept aside by number.
 _FIGURE_LINE = re.compile(r"^\[figure (\d{1,6})\]$")
+_TABLE_LINE = re.compile(r"^\[table (\d{1,6})\]$")
+# A table holding any of these lays a page out rather than holding data: it is read line by line.
+_LAYOUT = frozenset({"h1", "h2", "h3", "h4", "h5", "h6", "table", "article", "main", "section", "figure", "form"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +82,7 @@ class _Page:
     title_at: int | None = None  # index of the page's <h1> in `lines`
     figures: tuple[_Figure, ...] = ()
     base: str = ""
+    tables: tuple[str, ...] = ()  # sanitized HTML of each data table, by number
 
 
 class Interview:
@@ -101,6 +119,7 @@ def _html_page(root: HtmlElement, base: str) -> _Page:
         if element not in keep and element.getparent() is not None and _is_chrome(element, headline):
             element.drop_tree()
     figures = _set_figures_aside(root, base)
+    tables = _set_tables_aside(root, base)
     _split_bold_questions(root)
     container = _container(root, headline)
     lines = html_lines(container, base)
@@ -114,7 +133,7 @@ def _html_page(root: HtmlElement, base: str) -> _Page:
         )
     if title_at is None:
         title_at = next((i for i, line in enumerate(lines) if line.tag == "h1"), None)
-    return _Page(lines, title_at, figures, base)
+    return _Page(lines, title_at, figures, base, tables=tables)
 
 
 def _is_chrome(element: HtmlElement, headline: HtmlElement | None = None) -> bool:
@@ -187,6 +206,24 @@ def _set_figures_aside(root: HtmlElement, base: str) -> tuple[_Figure, ...]:
     return tuple(figures)
 
 
+def _set_tables_aside(root: HtmlElement, base: str) -> tuple[str, ...]:
+    """Each data table becomes one stand-in line, so that its rows stay rows rather than a paragraph a cell."""
+    tables: list[str] = []
+    for table in [t for t in root.iter("table") if not any(a.tag == "table" for a in t.iterancestors())]:
+        if table.getparent() is None or any(
+            isinstance(d.tag, str) and d.tag in _LAYOUT for d in table.iterdescendants()
+        ):
+            continue
+        cleaned = sanitize_html(etree.tostring(table, method="html", encoding="unicode", with_tail=False), base)
+        tail = table.tail
+        table.clear()
+        table.tail = tail
+        if "<td" in cleaned or "<th" in cleaned:
+            table.text = f"[table {len(tables)}]"
+            tables.append(cleaned)
+    return tuple(tables)
+
+
 def _split_bold_questions(root: HtmlElement) -> None:
     """ "<p><strong>Question?</strong> Answer</p>" becomes a question paragraph and an answer paragraph."""
     for paragraph in list(root.iter("p")):
@@ -210,7 +247,25 @@ def _split_bold_questions(root: HtmlElement) -> None:
 
 
 def _is_meta(line: Line) -> bool:
-    return bool(line.when) or split_type_date(line.text) is not None or looks_like_date(line.text)
+    return bool(line.when) or split_type_date(line.text) is not None or _meta_parts(line.text) is not None
+
+
+def _meta_parts(text: str) -> tuple[str, str, str] | None:
+    """The type label, date and place of a "Type | date" line or a date line; None for another line.
+
+    The date may follow words ("Published on …") and be followed by a place ("3 mars 2021, Abidjan, Côte
+    d'Ivoire"), as in a dateline. It is returned unparsed, so that a mistyped one is reported.
+    """
+    label, bar, rest = text.rpartition("|")
+    when, place = strip_date_prefix(clean_text(rest)), ""
+    if placed := split_date_place(when):
+        when, place = placed
+    elif not looks_like_date(when):
+        return None
+    if not bar:
+        return "", when, place
+    split = split_type_date(f"{label}|{when}")
+    return (split[0], split[1], place) if split else None
 
 
 def _is_credit(line: Line) -> bool:
@@ -224,8 +279,14 @@ def _figure_number(line: Line) -> int | None:
     return int(match[1]) if match else None
 
 
+def _table_number(line: Line) -> int | None:
+    match = _TABLE_LINE.match(line.text) if line.tag == "table" else None
+    return int(match[1]) if match else None
+
+
 def _is_figure(line: Line) -> bool:
-    return _figure_number(line) is not None
+    """Whether the line stands in for a figure or a table, which are never a title, a standfirst or a date."""
+    return _figure_number(line) is not None or _table_number(line) is not None
 
 
 def _is_question(line: Line) -> bool:
@@ -262,16 +323,17 @@ def _tidy(lines: list[Line]) -> list[Line]:
     return tidy
 
 
-def _meta_date(line: Line, tz: tzinfo) -> tuple[datetime, str]:
-    """The date and type label of the "Type | date" line; ValueError if the date cannot be read."""
+def _meta_date(line: Line, tz: tzinfo) -> tuple[datetime, str, str]:
+    """The date, type label and place of the "Type | date" line; ValueError if the date cannot be read."""
+    parts = _meta_parts(line.text)
     split = split_type_date(line.text)
-    label = line.label or (split[0] if split else "")
+    label = line.label or (parts[0] if parts else split[0] if split else "")
     texts = [line.when] if line.when else []
-    texts.append(split[1] if split else line.text)
+    texts.append(parts[1] if parts else split[1] if split else line.text)
     error = ValueError(f'"{line.text}" holds no date')
     for text in texts:
         try:
-            return parse_date(text, tz), label
+            return parse_date(text, tz), label, parts[2] if parts else ""
         except ValueError as exc:
             error = exc
     raise error
@@ -315,7 +377,7 @@ def _read_page(page: _Page, url: str, source: SourceConfig, kind: str) -> Entry:
         raise SourceError(f"{name} line {where}", f"no {META_EXAMPLE} {said}")
     meta = lines[at]
     try:
-        published, type_label = _meta_date(meta, source.time_zone)
+        published, type_label, place = _meta_date(meta, source.time_zone)
     except ValueError as exc:
         raise SourceError(f"{name} line {meta.number}", f"cannot read the date: {exc}; expected {EXPECTED}") from None
 
@@ -327,8 +389,10 @@ def _read_page(page: _Page, url: str, source: SourceConfig, kind: str) -> Entry:
     kicker = lines[title_at - 1] if title_at and at != title_at - 1 else None
     if head and head[-1].kind == "type" and not type_label and len(head) > 1:
         type_label = head.pop().text  # a type label printed on its own line above the date
-    body = lines[body_start:]
-    interview = kind == "interview" or (kind == "auto" and any(_is_question_at(body, i) for i in range(len(body))))
+    body, marked = _qa_marked(lines[body_start:])
+    interview = kind == "interview" or (
+        kind == "auto" and (marked or any(_is_question_at(body, i) for i in range(len(body))))
+    )
 
     series, title_line, standfirst = _split_head(head, kicker, interview, page.title_at is not None)
     title = title_line.text
@@ -355,11 +419,28 @@ def _read_page(page: _Page, url: str, source: SourceConfig, kind: str) -> Entry:
         updated=published,
         source=name,
         summary=summary,
-        content_html=_content(body, interview, page),
+        # The place of a dateline opens the body, as it opens a listing item's summary.
+        content_html=_content([Line(meta.number, place), *body] if place else body, interview, page),
         contributors=contributors,
         labels=labels,
         match_key=match_key(title, published),
     )
+
+
+def _qa_marked(body: list[Line]) -> tuple[list[Line], bool]:
+    """The body with its "Q:" and "A:" marks taken off, each marked question a heading; and whether it had any.
+
+    A marked question is one even when it asks nothing ("Q: Tell us about the members.").
+    """
+    marks = [(_QA_MARK.match(line.text) if line.kind != "item" else None) for line in body]
+    if not any(m is not None and m["q"] for m in marks) or not any(m is not None and m["a"] for m in marks):
+        return body, False
+    unmarked: list[Line] = []
+    for line, mark in zip(body, marks, strict=True):
+        if mark is not None:
+            line = line._replace(text=line.text[mark.end() :], kind="heading" if mark["q"] else line.kind)
+        unmarked.append(line)
+    return unmarked, True
 
 
 def _head_below(lines: list[Line], first: int) -> tuple[list[Line], int]:
@@ -413,16 +494,19 @@ def _is_question_at(body: list[Line], i: int) -> bool:
 
 
 def _content(body: list[Line], interview: bool, page: _Page) -> str:
-    """The body as sanitized HTML: questions and headings as <h3>, bullets as a list, figures with their captions."""
+    """The body as sanitized HTML: questions and headings as <h3>, bullets as a list, figures with their captions,
+    tables as tables."""
     parts: list[str] = []
     blocks: list[Block] = []
     for i, line in enumerate(body):
-        number = _figure_number(line)
-        if number is not None:
+        number, table = _figure_number(line), _table_number(line)
+        if number is not None or table is not None:
             parts.append(blocks_html(blocks))
             blocks = []
-            if number < len(page.figures):
+            if number is not None and number < len(page.figures):
                 parts.append(_figure_html(page.figures[number], page.base))
+            if table is not None and table < len(page.tables):
+                parts.append(page.tables[table])
         elif interview and _is_question_at(body, i):
             blocks.append(("h3", _question_text(line.text)))
         elif line.kind == "heading":
