@@ -52,11 +52,12 @@ _MORE_LINE = re.compile(rf"^(?:{_MORE}|more|plus|m[aá]s)\W*$", re.IGNORECASE)
 # A pager under the last item ("Page 1 of 6   Next", "« précédent 1 2 3 suivant »"): a line of these words,
 # page numbers and arrows (guillemets, angle quotes) only, with a word or two numbers in it (so that a lone
 # year is not one).
-_PAGER_WORD = (
-    r"(?:page|p[aá]gina|of|de|sur|next|previous|prev|first|last|older|newer|entries|posts|suivante?|pr[ée]c[ée]dente?"
-    r"|premi[eè]re|derni[eè]re|siguiente|anterior|primera|[uú]ltima|\d{1,4}|[«»\u2039\u203a<>←→…|]+|\.\.\.)"
-)
-_PAGER = re.compile(rf"^(?=.*(?:[^\W\d_]|\d\D+\d)){_PAGER_WORD}(?:\s*{_PAGER_WORD})*$", re.IGNORECASE)
+_PAGER_WORDS = frozenset({
+    "page", "pages", "pagina", "página", "of", "de", "sur", "next", "previous", "prev", "first", "last", "older",
+    "newer", "entries", "posts", "suivant", "suivante", "précédent", "précédente", "première", "dernière",
+    "siguiente", "anterior", "primera", "última", "ultima",
+})  # fmt: skip
+_PAGER_MARKS = "«»\u2039\u203a<>←→…|."
 # Site chrome around an HTML listing: never an item, never an item's text.
 _CHROME = frozenset({"header", "footer", "aside"})
 # Class or id words of the blocks a site puts beside or under its list: a "most read" or "related" box
@@ -342,7 +343,18 @@ def _is_credit(line: Line) -> bool:
 
 
 def _is_pager(line: Line) -> bool:
-    return line.kind != "heading" and _PAGER.match(line.text) is not None
+    if line.kind == "heading":
+        return False
+    words = numbers = 0
+    for token in line.text.casefold().split():
+        token = token.strip(_PAGER_MARKS)
+        if token in _PAGER_WORDS:
+            words += 1
+        elif token.isdigit() and len(token) <= 4:
+            numbers += 1
+        elif token:
+            return False
+    return words > 0 or numbers > 1
 
 
 def _is_more(line: Line) -> bool:
