@@ -254,3 +254,9 @@ def test_a_worded_date_or_a_dateline_is_the_meta_line(meta: str, day: date, plac
         # The body follows the meta line; a dateline's place opens it.
         opening = (f"<p>{place}",) if place else ("<h3>Why?</h3>", "<p>The body.</p>")
         assert entry.content_html.startswith(opening), entry.content_html
+
+
+def test_a_paragraph_opening_with_a_date_is_no_dateline() -> None:
+    text = "A headline\nIts standfirst.\n10 January 2022, the members met and elected a board.\nThe body.\n"
+    with pytest.raises(SourceError, match=r'no "Type \| date" line'):
+        read_one(make_doc(text))

@@ -198,6 +198,16 @@ def test_sidebars_pagers_and_read_more_links_are_no_content() -> None:
     assert len([e for e in entries if e.title.startswith("Coffee cooperatives")]) == 1
 
 
+def test_a_page_wrapper_named_after_its_sidebar_is_not_chrome() -> None:
+    page = (
+        '<body class="layout-sidebar-first"><div class="page has-sidebar"><main><h1>News</h1><ul><li><h3>'
+        '<a href="/a">A title</a></h3><time datetime="2022-06-02">2 June 2022</time></li></ul></main>'
+        '<div class="region-sidebar"><ul><li><a href="/b">Most read item</a> 3 June 2022</li></ul></div></div></body>'
+    )
+    entries, problem = read(Document(content=page.encode(), url=PAGE_URL, media_type="text/html"))
+    assert problem is None and [e.title for e in entries] == ["A title"]
+
+
 def test_a_table_read_from_a_file_keeps_its_types_and_titles() -> None:
     # Without a web address the relative links go, and with them what marked the title cell.
     content = (DATA / "listing-table.html").read_bytes()

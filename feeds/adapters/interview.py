@@ -48,6 +48,7 @@ _BULLET = re.compile(r"^[•◦▪‣·]\s*(?=\S)")
 _CREDIT = re.compile(r"^(?:©|\(c\)\s|copyright\b|photos?\s*(?:credit)?\s*:|cr[ée]dits?\s+photo|foto\s*:)", re.I)
 _CREDIT_TAIL = re.compile(r"(?:^|\s)©\s*[^©]{0,80}$")
 _CAPTION_MAX = 300
+_PLACE_WORDS = 8
 
 # Site chrome: what the site wraps around every page. None of it is the page's reading matter.
 _CHROME_TAGS = frozenset({"nav", "aside", "header", "footer", "menu"})
@@ -260,6 +261,8 @@ def _meta_parts(text: str) -> tuple[str, str, str] | None:
     when, place = strip_date_prefix(clean_text(rest)), ""
     if placed := split_date_place(when):
         when, place = placed
+        if place and not _is_place(place):
+            return None  # "10 January 2022, the members met …" opens a paragraph of the body
     elif not looks_like_date(when):
         return None
     if not bar:
@@ -321,6 +324,11 @@ def _tidy(lines: list[Line]) -> list[Line]:
             line = line._replace(text=line.text[bullet.end() :], kind="item")
         tidy.append(line)
     return tidy
+
+
+def _is_place(text: str) -> bool:
+    """Whether the text after a date and a comma names a place ("Vientiane, Lao People's Democratic Republic")."""
+    return text[0].isupper() and len(text.split()) <= _PLACE_WORDS and not text.endswith((".", "!", "?", ":", ";"))
 
 
 def _meta_date(line: Line, tz: tzinfo) -> tuple[datetime, str, str]:

@@ -282,7 +282,9 @@ def _drop_chrome(root: HtmlElement) -> None:
             continue
         role = (element.get("role") or "").lower()
         marks = f"{element.get('class') or ''} {element.get('id') or ''}"
-        is_chrome = element.tag in _CHROME or role in _CHROME_ROLES or _CHROME_CLASS.search(marks)
+        is_chrome = (
+            element.tag in _CHROME or role in _CHROME_ROLES or bool(_CHROME_CLASS.search(marks) and _box(element))
+        )
         if is_chrome and not any(outer.tag in ("article", "li") for outer in element.iterancestors()):
             chrome.append(element)
     for element in chrome:
@@ -291,6 +293,13 @@ def _drop_chrome(root: HtmlElement) -> None:
 
 
 _CHROME_ROLES = frozenset({"banner", "contentinfo", "complementary", "navigation"})
+
+
+def _box(element: HtmlElement) -> bool:
+    """Whether an element named like a sidebar is a box beside the page, not a wrapper ("layout-sidebar-first")."""
+    if element.tag in ("html", "body", "main"):
+        return False
+    return next(element.iterdescendants("main", "h1"), None) is None and not element.xpath(".//*[@role='main']")
 
 
 def _sourceline(element: HtmlElement) -> int:
