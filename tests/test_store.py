@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -36,6 +37,13 @@ def entry(key: str, summary: str = "A summary.") -> Entry:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Opens the store of one test, on each backend: the SQLite file, or a PostgreSQL database of its own."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
+    return lambda: Store(tmp_path / "f.db", url=url)
+
+
 def test_schema_is_versioned(tmp_path: Path) -> None:
     Store(tmp_path / "f.db").close()
     db = sqlite3.connect(tmp_path / "f.db")
@@ -47,8 +55,8 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
         Store(tmp_path / "f.db")
 
 
-def test_updated_moves_only_when_content_changes(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_updated_moves_only_when_content_changes(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         first = store.stamp([entry("a")], NOW)[0]
         assert first.new and first.entry.updated == DAY
         later = NOW + timedelta(hours=1)
@@ -61,24 +69,24 @@ def test_updated_moves_only_when_content_changes(tmp_path: Path) -> None:
         assert not still.changed and still.entry.updated == later
 
 
-def test_a_source_that_dates_its_edits_is_believed(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_a_source_that_dates_its_edits_is_believed(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         store.stamp([entry("a")], NOW)
         edit_time = DAY + timedelta(days=3)
         edited = replace(entry("a", "New words."), updated=edit_time)
         assert store.stamp([edited], NOW)[0].entry.updated == edit_time
 
 
-def test_a_new_entry_keeps_its_own_updated(tmp_path: Path) -> None:
+def test_a_new_entry_keeps_its_own_updated(new_store: Callable[[], Store]) -> None:
     dated = replace(entry("a"), updated=DAY + timedelta(days=3))
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.stamp([dated], NOW)
         again = store.stamp([dated], NOW + timedelta(hours=1))[0]
     assert not again.changed and again.entry.updated == DAY + timedelta(days=3) and again.entry.published == DAY
 
 
-def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_items_that_fall_off_the_page_are_kept(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         store.save_items("s", [entry("a"), entry("b")], NOW)
         store.save_items("s", [entry("b", "changed"), entry("c")], NOW + timedelta(hours=1))
         ids = [entry(k).id for k in "abc"]
@@ -89,8 +97,8 @@ def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
     assert items["c"][1] == NOW + timedelta(hours=1)
 
 
-def test_source_state_round_trips(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_source_state_round_trips(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         assert store.source("x") == SourceState(name="x")
         state = SourceState(name="x", etag='"abc"', last_error="boom", failures=2, gone=True, entries=7)
         store.put_source(state)
@@ -227,8 +235,8 @@ def test_identical_is_the_field_by_field_comparison(a: datetime, b: datetime, ne
     assert store_module._identical(a, a) and store_module._identical(a, a.replace(fold=a.fold))
 
 
-def test_only_new_and_changed_items_are_dirty(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_only_new_and_changed_items_are_dirty(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         assert store.save_items("s", [entry("a"), entry("b")], NOW) == 2
         assert sorted(store.dirty(10)) == [("s", entry("a").id), ("s", entry("b").id)]
         store.clean(store.dirty(10))
@@ -239,12 +247,12 @@ def test_only_new_and_changed_items_are_dirty(tmp_path: Path) -> None:
         assert store.has_work()
 
 
-def test_groups_follow_ids_and_match_keys_across_sources(tmp_path: Path) -> None:
+def test_groups_follow_ids_and_match_keys_across_sources(new_store: Callable[[], Store]) -> None:
     listed = replace(entry("listed"), match_key="2021-12-17/kim")
     page = replace(entry("page"), source="p", id="tag:e.org,2026:p:page", match_key="2021-12-17/kim")
     again = replace(entry("listed"), source="other")  # the same id from another source
     alone = entry("alone")
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.save_items("s", [listed, alone], NOW)
         store.save_items("p", [page], NOW)
         store.save_items("other", [again], NOW)
@@ -292,12 +300,12 @@ def test_a_version_1_database_gains_the_warning_column_and_keeps_its_sources(tmp
     db.close()
 
 
-def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -> None:
+def test_an_undated_item_is_dated_when_first_seen_and_stays_so(new_store: Callable[[], Store]) -> None:
     from feeds.model import UNDATED
 
     announced = replace(entry("event"), published=UNDATED, updated=UNDATED, undated=True)
     dated = entry("news")
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.save_items("s", [announced, dated], NOW)
         for later in (NOW + timedelta(hours=1), NOW + timedelta(days=30)):
             store.save_items("s", [replace(announced, summary="Details to follow."), dated], later)
