@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pg_helpers
+import psycopg
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from serve_helpers import free_port
 
 from feeds import store as store_module
 from feeds.model import Author, Enclosure, Entry
@@ -318,3 +321,63 @@ def test_an_undated_item_is_dated_when_first_seen_and_stays_so(new_store: Callab
     # The payload of a dated entry is as it always was: no "undated" key.
     assert "undated" not in store_module._payload_text(dated)
     assert store_module._payload_text(announced).endswith(', "undated": true}')
+
+
+# -- PostgreSQL: what SQLite keeps in the file, and a server that goes away ------------------------
+
+
+def test_a_postgresql_store_from_a_newer_release_is_refused(pg_url: str, tmp_path: Path) -> None:
+    Store(tmp_path / "f.db", url=pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match=r"^store\.url: .* written by a newer release .* point store\.url elsewhere"):
+        Store(tmp_path / "f.db", url=pg_url)
+    assert not (tmp_path / "f.db").exists()  # the state directory's file is not the store then
+
+
+def test_a_dropped_idle_connection_is_replaced_and_the_statement_asked_again(pg_url: str, tmp_path: Path) -> None:
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        store.put_source(SourceState(name="a", failures=1))
+        assert pg_helpers.terminate(pg_url) == 1
+        assert store.source("a").failures == 1  # a read alone: asked again on a new connection
+        assert pg_helpers.terminate(pg_url) == 1
+        store.put_source(SourceState(name="b", failures=2))  # a write alone, too
+        assert store.source("b").failures == 2
+
+
+def test_a_connection_dropped_in_a_transaction_rolls_it_back_and_the_next_one_works(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        lost = r"^store\.url: lost the connection to postgresql://root@.*rolled back"
+        with pytest.raises(StoreError, match=lost), store.transaction():
+            store.put_source(SourceState(name="a", failures=1))
+            store.save_items("s", [entry("a")], NOW)
+            pg_helpers.terminate(pg_url)
+            store.put_source(SourceState(name="b", failures=2))
+        assert store.source("a") == SourceState(name="a")  # nothing of it written
+        assert store.dirty(10) == []
+        with store.transaction():
+            store.put_source(SourceState(name="a", failures=3))
+        assert store.source("a").failures == 3
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT name, failures FROM sources").fetchall() == [("a", 3)]
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(StoreError) as raised:
+        Store(tmp_path / "f.db", url=f"postgresql://feeds:s3cret@127.0.0.1:{port}/feeds?sslmode=disable")
+    message = str(raised.value)
+    assert message == (
+        f"store.url: cannot connect to postgresql://feeds@127.0.0.1:{port}/feeds (connection refused); "
+        "check that PostgreSQL runs and store.url is right"
+    )
+    assert not (tmp_path / "f.db").exists()
+
+
+def test_a_missing_database_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
+    missing = pg_helpers.url_of("feeds_test_no_such_database")
+    with pytest.raises(StoreError, match=r'^store\.url: cannot connect to .*\(database "feeds_test_no_such_database"'):
+        Store(tmp_path / "f.db", url=missing)
