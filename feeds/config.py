@@ -448,7 +448,7 @@ def _store(r: _Reader, table: Mapping[str, Any]) -> StoreConfig:
     r.unknown(table, {"url"}, "store")
     url = r.get(table, "url", "store", str, "")
     if not url:
-        if "url" in table:
+        if table.get("url") == "":
             r.problem(
                 "store.url", "is empty: give a postgresql:// URL, or drop [store] for the SQLite file in site.state"
             )
