@@ -119,7 +119,9 @@ class Connection:
     def _recover(self, exc: psycopg.OperationalError, retry: bool) -> None:
         """Return when the failed statement may be asked again on a new connection; raise otherwise."""
         if not self._conn.broken:
-            raise StoreError(WHERE, f"the database at {self.url} refused a write ({_reason(exc)})") from exc
+            raise StoreError(
+                WHERE, f"the database at {self.url} failed ({_reason(exc)}); check the server's log"
+            ) from exc
         self._pool.putconn(self._conn)  # the pool drops it and connects anew
         try:
             self._conn = self._pool.getconn(timeout=CONNECT_SECONDS)
