@@ -107,6 +107,9 @@ class Connection:
         rows = list(rows)
         if not rows:
             return
+        if len(rows) == 1:  # psycopg sends many in a pipeline, which costs one more round trip than one statement
+            self.execute(sql, rows[0])
+            return
         idle = not self.in_transaction
         for attempt in (1, 2):
             try:
