@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
@@ -381,3 +382,48 @@ def test_a_missing_database_is_a_clear_error(pg_url: str, tmp_path: Path) -> Non
     missing = pg_helpers.url_of("feeds_test_no_such_database")
     with pytest.raises(StoreError, match=r'^store\.url: cannot connect to .*\(database "feeds_test_no_such_database"'):
         Store(tmp_path / "f.db", url=missing)
+
+
+def test_a_postgresql_database_of_schema_1_is_migrated_as_sqlite_is(pg_url: str, tmp_path: Path) -> None:
+    """The PostgreSQL spelling of the second step does what SQLite's does: items republished, archive pages kept."""
+    from feeds.postgres import schema
+
+    data = store_module._payload_text(replace(entry("a"), match_key="2021-12-17/a"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in schema(store_module._MIGRATIONS[0]).split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO items VALUES ('s', %s, %s, %s, %s)", (entry("a").id, data, NOW.isoformat(), "x"))
+        conn.execute(
+            "INSERT INTO archive_pages VALUES ('news', 1, %s, %s)", (json.dumps([entry("a").id]), NOW.isoformat())
+        )
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        assert store.dirty(10) == [("s", entry("a").id)]
+        assert store.archive_count("news") == 1
+        assert [e.match_key for _, e, _ in store.groups([("s", entry("a").id)])] == ["2021-12-17/a"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT page FROM members WHERE slug = 'news'").fetchall() == [(1,)]
+        assert conn.execute("SELECT frozen_us FROM archive_pages").fetchone() == (store_module.micros(NOW),)
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_nodes_opening_a_new_postgresql_store_at_once_create_it_once(pg_url: str, tmp_path: Path) -> None:
+    opened: list[BaseException | None] = []
+
+    def open_one() -> None:
+        try:
+            Store(tmp_path / "f.db", url=pg_url).close()
+            opened.append(None)
+        except BaseException as exc:
+            opened.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened == [None] * 4
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
