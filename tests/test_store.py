@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from serve_helpers import free_port
 
 from feeds import store as store_module
-from feeds.model import Author, Enclosure, Entry
-from feeds.store import SCHEMA_VERSION, SourceState, Store, StoreError, content_hash
+from feeds.model import Author, Category, Enclosure, Entry
+from feeds.store import SCHEMA_VERSION, Member, Published, SourceState, Store, StoreError, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
@@ -427,3 +427,44 @@ def test_nodes_opening_a_new_postgresql_store_at_once_create_it_once(pg_url: str
     assert opened == [None] * 4
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_feeds_archives_and_outputs_read_back_alike(new_store: Callable[[], Store]) -> None:
+    """The queries whose spelling differs between the backends: fragments, limits, late entries, LIKE."""
+    entries = [replace(entry(k), categories=(Category(slug="news", title="News"),)) for k in "abc"]
+    micro = store_module.micros
+    with new_store() as store:
+        store.stamp(entries, NOW)
+        store.put_published(
+            [
+                Published(entry=e, page="", render_key="k", atom=b"<a\x00/>", rss=b"r", json=b"{}", li=b"\xff")
+                for e in entries
+            ]
+        )
+        members = [Member("news", e.id, micro(NOW) + n, micro(DAY), micro(DAY)) for n, e in enumerate(entries)]
+        store.put_members(members)
+        assert store.live_slugs() == {"news": 3}
+        rows = store.documents_rows("news", 0)  # no limit
+        assert [r.id for r in rows] == [e.id for e in entries]
+        assert (rows[0].atom, rows[0].li, rows[0].updated_text) == (b"<a\x00/>", b"\xff", DAY.isoformat())
+        assert [r.id for r in store.documents_rows("news", 0, newest=1, skip=1)] == [entries[1].id]
+
+        store.freeze_archive_page("news", 1, [entries[0].id], NOW)
+        assert store.live_slugs() == {"news": 2} and store.open_count("news") == 2
+        assert store.late_count("news") == 0
+        # Edited after its page froze: late, so shown among the current document's corrections.
+        store.put_members([members[0]._replace(updated=micro(NOW) + 1)])
+        assert store.late_count("news") == 1
+        assert [r.id for r in store.corrections("news", 5)] == [entries[0].id]
+        assert [e.id for e, _ in store.published_entries([entries[0].id])] == [entries[0].id]
+
+        store.put_derived([("news", "News"), ("news", "Later title")])
+        assert store.derived_titles() == {"news": "News"}
+        store.add_pending(["news", "all"])
+        assert store.pending() == ["all", "news"] and store.has_work()
+        store.done(["news", "all"], ["news.atom", "archive/news/1.atom", "news.rss"], NOW)
+        assert store.pending() == []
+        assert store.published_slugs() == {"news"}  # a LIKE with '%' in it
+        store.put_setting("k", "v1")
+        store.put_setting("k", "v2")
+        assert store.setting("k") == "v2"
