@@ -53,11 +53,8 @@ class Connection:
 
     def __init__(self, url: str) -> None:
         self.url = shown(url)
-        try:
-            # The pool retries in silence until its timeout; one plain attempt says at once why it cannot.
-            psycopg.connect(url, connect_timeout=CONNECT_SECONDS).close()
-        except psycopg.Error as exc:
-            raise self._unreachable(exc) from exc
+        self._conninfo = url
+        self._probe()
         self._pool = ConnectionPool(
             url,
             min_size=1,
@@ -74,23 +71,34 @@ class Connection:
         except PoolTimeout as exc:
             self._pool.close()
             raise self._unreachable(exc) from exc
+        self._returned = False  # self._conn is back in the pool, broken, and no other came in its place yet
         self._sql: dict[str, str] = {}
 
+    def _probe(self) -> None:
+        """Connect once, plainly: the pool retries in silence until its timeout, this says at once why it cannot."""
+        try:
+            psycopg.connect(self._conninfo, connect_timeout=CONNECT_SECONDS).close()
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from exc
+
     def _unreachable(self, exc: BaseException) -> StoreError:
+        reason = _reason(exc) if not isinstance(exc, PoolTimeout) else f"no connection within {CONNECT_SECONDS} s"
         return StoreError(
-            WHERE,
-            f"cannot connect to {self.url} ({_reason(exc)}); check that PostgreSQL runs and store.url is right",
+            WHERE, f"cannot connect to {self.url} ({reason}); check that PostgreSQL runs and store.url is right"
         )
 
     def close(self) -> None:
-        self._pool.putconn(self._conn)
+        if not self._returned:
+            self._pool.putconn(self._conn)
         self._pool.close()
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
+        return not self._returned and self._conn.info.transaction_status != TransactionStatus.IDLE
 
     def execute(self, sql: str, params: Any = None) -> Rows:
+        if self._returned:  # the server was away when its connection was lost: try again now
+            self._reconnect()
         idle = not self.in_transaction
         try:
             return self._conn.execute(self._spelt(sql, params), params)
@@ -110,6 +118,8 @@ class Connection:
         if len(rows) == 1:  # psycopg sends many in a pipeline, which costs one more round trip than one statement
             self.execute(sql, rows[0])
             return
+        if self._returned:
+            self._reconnect()
         idle = not self.in_transaction
         for attempt in (1, 2):
             try:
@@ -126,16 +136,22 @@ class Connection:
                 WHERE, f"the database at {self.url} failed ({_reason(exc)}); check the server's log"
             ) from exc
         self._pool.putconn(self._conn)  # the pool drops it and connects anew
-        try:
-            self._conn = self._pool.getconn(timeout=CONNECT_SECONDS)
-        except PoolTimeout as lost:
-            raise self._unreachable(exc) from lost
+        self._returned = True
+        self._reconnect()
         if not retry:
             raise StoreError(
                 WHERE,
                 f"lost the connection to {self.url} ({_reason(exc)}); what was being written was rolled back, "
                 "and the next write will try again",
             ) from exc
+
+    def _reconnect(self) -> None:
+        try:
+            self._conn = self._pool.getconn(timeout=CONNECT_SECONDS)
+        except PoolTimeout as exc:
+            self._probe()  # raises, saying why, unless the server came back this very moment
+            raise self._unreachable(exc) from exc
+        self._returned = False
 
     def _spelt(self, sql: str, params: Any) -> str:
         """SQLite's `?` as psycopg's `%s` (and a literal `%` doubled), when there are parameters to bind."""

@@ -468,3 +468,26 @@ def test_feeds_archives_and_outputs_read_back_alike(new_store: Callable[[], Stor
         store.put_setting("k", "v1")
         store.put_setting("k", "v2")
         assert store.setting("k") == "v2"
+
+
+def test_a_server_away_for_a_while_is_a_clear_error_until_it_is_back(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feeds import postgres
+
+    monkeypatch.setattr(postgres, "CONNECT_SECONDS", 1)
+    name = pg_url.rsplit("/", 1)[1]
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        store.put_source(SourceState(name="a", failures=1))
+        with psycopg.connect(pg_helpers.SERVER, autocommit=True) as conn:  # every connection ended, none possible
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for _ in range(2):  # each attempt says why, and none hangs
+            with pytest.raises(
+                StoreError, match=rf'^store\.url: cannot connect to .*\(database "{name}" does not exist'
+            ):
+                store.source("a")
+        with psycopg.connect(pg_helpers.SERVER, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        assert store.integrity_check() == "ok"  # back, on a new connection
+        with store.transaction():
+            assert store._db.in_transaction  # a transaction of its own again, not autocommitted statements
