@@ -21,7 +21,7 @@ from serve_helpers import free_port
 
 from feeds import store as store_module
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.store import SCHEMA_VERSION, Member, Published, SourceState, Store, StoreError, content_hash
+from feeds.store import SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, StoreError, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
@@ -491,3 +491,11 @@ def test_a_server_away_for_a_while_is_a_clear_error_until_it_is_back(
         assert store.integrity_check() == "ok"  # back, on a new connection
         with store.transaction():
             assert store._db.in_transaction  # a transaction of its own again, not autocommitted statements
+
+
+def test_followed_pages_round_trip(new_store: Callable[[], Store]) -> None:
+    page = PageState(url="https://e.org/p/1", source="s", etag='"x"', content_length=3 * 2**31, failures=2)
+    with new_store() as store:
+        store.put_pages([page, replace(page, url="https://e.org/p/2", source="other")])
+        store.put_pages([replace(page, last_status="ok")])
+        assert store.pages("s") == {page.url: replace(page, last_status="ok")}  # a length past 32 bits kept
