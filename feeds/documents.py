@@ -384,7 +384,7 @@ def _feed(store: Store, config: Config, category: Category, ttl: int, changes: C
     rows = collate.order([*current, *store.corrections(category.slug, size)])
     last = paged.last
     history = (("prev-archive", f"archive/{category.slug}/{last}"),) if last else ()
-    meta = _meta(config, category, rows, ttl, history=history)
+    meta = _meta(config, category, ttl, _newest(store, rows), history=history)
     new = sum(1 for r in rows if r.id in changes.new)
     updated = sum(1 for r in rows if r.id in changes.changed)
     for fmt in FORMATS:
@@ -422,7 +422,7 @@ def _archive(
         history.append(("prev-archive", f"archive/{category.slug}/{number - 1}"))
     if number < last:
         history.append(("next-archive", f"archive/{category.slug}/{number + 1}"))
-    meta = _meta(config, category, rows, ttl, history=tuple(history), path=stem, archive=True)
+    meta = _meta(config, category, ttl, _newest(store, rows), history=tuple(history), path=stem, archive=True)
     for fmt in (ATOM, RSS):  # RFC 5005 archives are Atom's and RSS's; JSON Feed has none
         name = f"{stem}{fmt.suffix}"
         yield Rendered(publish.Write(name, _document(fmt, meta, rows)), FileReport(path=name, entries=len(rows)))
@@ -451,19 +451,20 @@ def poll_seconds(config: Config) -> int:
     return max(1, shortest // 60) * 60
 
 
-def _newest(rows: Sequence[DocumentRow]) -> datetime:
+def _newest(store: Store, rows: Sequence[DocumentRow]) -> datetime:
     """The `updated` of the document's most recently changed entry, in that entry's own zone."""
     if not rows:
         return EMPTY_FEED_UPDATED
     newest = max(rows, key=lambda r: r.updated)  # the first of equals, in document order
-    return datetime.fromisoformat(newest.updated_text)
+    # Read for that entry alone: reading every entry's text would cost more than its fragments.
+    return datetime.fromisoformat(store.updated_text(newest.id))
 
 
 def _meta(
     config: Config,
     category: Category,
-    rows: Sequence[DocumentRow],
     ttl: int,
+    updated: datetime,
     *,
     history: tuple[tuple[str, str], ...] = (),
     path: str = "",
@@ -481,7 +482,7 @@ def _meta(
         base_url=site.base_url,
         author=site.author,
         language=site.language,
-        updated=_newest(rows),
+        updated=updated,
         ttl_minutes=ttl,
         hubs=site.hubs,
     )

@@ -232,7 +232,7 @@ class Member(NamedTuple):
 
 
 class DocumentRow(NamedTuple):
-    """An entry as a document shows it: its rendered fragments and, for pages, its text."""
+    """An entry as a document shows it: its order and its rendered fragments."""
 
     id: str
     published: int
@@ -241,15 +241,10 @@ class DocumentRow(NamedTuple):
     rss: bytes
     json: bytes
     li: bytes
-    updated_text: str  # `updated` as published, in the entry's own zone
 
 
-# A document's entries: their order, their fragments, and `updated` as published (in the entry's own zone).
-_ROWS = (
-    "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
-    "FROM members m JOIN entries e ON e.id = m.id "
-)
-_POSTGRESQL_ROWS = _ROWS.replace("json_extract(e.data, '$.updated')", "e.data::json ->> 'updated'")
+# A document's entries: their order and their fragments.
+_ROWS = "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li FROM members m JOIN entries e ON e.id = m.id "
 
 
 class StoreError(FeedsError):
@@ -495,13 +490,11 @@ class Store:
     def __init__(self, path: Path, *, url: str = "") -> None:
         self.path = path
         self._pg: Connection | None = None
-        self._rows = _ROWS
         if url:
             from feeds import postgres  # only a store that is PostgreSQL's needs psycopg loaded
 
             self._pg = postgres.Connection(url)
             self._db: sqlite3.Connection | Connection = self._pg
-            self._rows = _POSTGRESQL_ROWS
             try:
                 self._migrate()
             except BaseException:
@@ -822,7 +815,7 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                self._rows + "WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
+                _ROWS + "WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
                 "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
                 (slug, page, limit, skip),
             )
@@ -833,8 +826,7 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                self._rows
-                + "WHERE m.live = 1 AND m.late = 1 AND m.slug = ? ORDER BY m.updated DESC, m.id DESC LIMIT ?",
+                _ROWS + "WHERE m.live = 1 AND m.late = 1 AND m.slug = ? ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),
             )
         ]
@@ -848,6 +840,11 @@ class Store:
         """The given entries as published, categories included, each with our page's path ("" for none)."""
         rows = self._select_in("SELECT data, categories, page FROM entries WHERE id IN ({}) AND data <> ''", ids)
         return [(_published(data, categories), page) for data, categories, page in rows]
+
+    def updated_text(self, entry_id: str) -> str:
+        """An entry's `updated` as published, in its own zone ("" for none)."""
+        row = self._db.execute("SELECT data FROM entries WHERE id = ? AND data <> ''", (entry_id,)).fetchone()
+        return str(json.loads(row[0])["updated"]) if row else ""
 
     def page_paths(self, ids: Iterable[str]) -> list[str]:
         """Our pages of the given entries, as paths under output/."""
