@@ -250,7 +250,7 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
 
     root: Path = args.path or config.site.output
     known: set[str] | None = None
-    if args.path is None and (config.site.state / pipeline.DB_NAME).exists():
+    if args.path is None and (config.store.url or (config.site.state / pipeline.DB_NAME).exists()):
         with pipeline.Site(config) as site:
             known = site.entry_ids()
     problems = validate_output(root, known_ids=known, base_url=config.site.base_url)

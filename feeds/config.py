@@ -96,6 +96,13 @@ class SourceConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """`[store]`: where the state lives; without a URL, the SQLite file in the state directory."""
+
+    url: str = ""  # a postgresql:// URL: the state shared by every node that names it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole validated configuration."""
 
@@ -103,6 +110,7 @@ class Config:
     site: SiteConfig
     categories: tuple[CategoryConfig, ...]
     sources: tuple[SourceConfig, ...]
+    store: StoreConfig = StoreConfig()
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -294,7 +302,7 @@ def parse(raw: Mapping[str, Any], path: Path, adapters: Mapping[str, OptionsChec
     """
     r = _Reader()
     base = path.parent
-    r.unknown(raw, {"site", "categories", "sources"}, "")
+    r.unknown(raw, {"site", "categories", "sources", "store"}, "")
 
     site_raw = r.get(raw, "site", "", dict, {}, required=True)
     r.unknown(site_raw, _SITE_KEYS, "site")
@@ -429,6 +437,36 @@ def parse(raw: Mapping[str, Any], path: Path, adapters: Mapping[str, OptionsChec
             if name not in known_sources:
                 r.problem(f"categories[{index}].sources[{j}]", f'no source is named "{name}"')
 
+    store = _store(r, r.get(raw, "store", "", dict, {}))
+
     if r.problems:
         raise ConfigError(r.problems)
-    return Config(path=path, site=site, categories=tuple(categories), sources=tuple(sources))
+    return Config(path=path, site=site, categories=tuple(categories), sources=tuple(sources), store=store)
+
+
+def _store(r: _Reader, table: Mapping[str, Any]) -> StoreConfig:
+    r.unknown(table, {"url"}, "store")
+    url = r.get(table, "url", "store", str, "")
+    if not url:
+        if table.get("url") == "":
+            r.problem(
+                "store.url", "is empty: give a postgresql:// URL, or drop [store] for the SQLite file in site.state"
+            )
+        return StoreConfig()
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        # Only the scheme is shown: the rest may hold a password.
+        r.problem(
+            "store.url",
+            f'must be a postgresql:// URL such as "postgresql://feeds@db:5432/feeds", got scheme "{parts.scheme}"',
+        )
+        return StoreConfig()
+    try:
+        parts.port  # noqa: B018 -- reading it raises on a port that is no number
+    except ValueError:
+        r.problem("store.url", "has a port that is not a number from 0 to 65535")
+        return StoreConfig()
+    if not parts.hostname or not parts.path.strip("/"):
+        r.problem("store.url", 'must name a host and a database, as in "postgresql://feeds@db:5432/feeds"')
+        return StoreConfig()
+    return StoreConfig(url=url)

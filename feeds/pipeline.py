@@ -63,7 +63,7 @@ class BuildReport:
 
 
 def open_store(config: Config) -> Store:
-    return Store(config.site.state / DB_NAME)
+    return Store(config.site.state / DB_NAME, url=config.store.url)
 
 
 # -- reading sources ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The state database (one SQLite file): item history, published entries and their fragments, feeds, sources."""
+"""The state database (SQLite, or PostgreSQL): item history, published entries and their fragments, feeds, sources."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from feeds.errors import FeedsError
 from feeds.model import Author, Category, Enclosure, Entry
+
+if TYPE_CHECKING:
+    from feeds.postgres import Connection
 
 SCHEMA_VERSION = 3
 
@@ -137,6 +140,61 @@ _MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+# PostgreSQL's spelling of the steps whose SQL is SQLite's own (by index in _MIGRATIONS); the others serve both.
+_POSTGRESQL_STEPS: dict[int, str] = {
+    1: """
+    ALTER TABLE items ADD COLUMN match_key TEXT NOT NULL DEFAULT '';
+    UPDATE items SET match_key = coalesce(data::json ->> 'match_key', '');
+    CREATE INDEX items_by_id ON items (id);
+    CREATE INDEX items_by_match_key ON items (match_key) WHERE match_key <> '';
+    CREATE TABLE dirty (
+        source  TEXT NOT NULL,
+        id      TEXT NOT NULL,
+        PRIMARY KEY (source, id)
+    );
+    ALTER TABLE entries ADD COLUMN data TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN categories TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE entries ADD COLUMN page TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN render_key TEXT NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN atom BYTEA NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN rss BYTEA NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN json BYTEA NOT NULL DEFAULT '';
+    ALTER TABLE entries ADD COLUMN li BYTEA NOT NULL DEFAULT '';
+    CREATE TABLE members (
+        slug       TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        arrived    INTEGER NOT NULL,
+        published  INTEGER NOT NULL,
+        updated    INTEGER NOT NULL,
+        live       INTEGER NOT NULL,
+        page       INTEGER NOT NULL DEFAULT 0,
+        late       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (slug, id)
+    );
+    CREATE INDEX members_by_arrival ON members (slug, page, arrived, published, id) WHERE live = 1;
+    CREATE INDEX members_late ON members (slug) WHERE late = 1 AND live = 1;
+    CREATE INDEX members_by_id ON members (id);
+    CREATE TABLE derived (
+        slug   TEXT PRIMARY KEY,
+        title  TEXT NOT NULL
+    );
+    CREATE TABLE pending (
+        name  TEXT PRIMARY KEY
+    );
+    CREATE TABLE settings (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    INSERT INTO dirty (source, id) SELECT source, id FROM items;
+    ALTER TABLE archive_pages ADD COLUMN frozen_us INTEGER NOT NULL DEFAULT 0;
+    UPDATE archive_pages SET frozen_us = CAST(round(extract(epoch FROM frozen::timestamptz) * 1000000) AS INTEGER);
+    INSERT INTO members (slug, id, arrived, published, updated, live, page)
+        SELECT a.slug, j.value, 0, 0, 0, 0, a.number FROM archive_pages a, json_array_elements_text(a.ids::json) j
+        ON CONFLICT (slug, id) DO NOTHING;
+    ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
+    """,
+}
+
 
 _IN_CHUNK = 500  # values bound to one IN (…) at most
 
@@ -191,10 +249,11 @@ _ROWS = (
     "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li, json_extract(e.data, '$.updated') "
     "FROM members m JOIN entries e ON e.id = m.id "
 )
+_POSTGRESQL_ROWS = _ROWS.replace("json_extract(e.data, '$.updated')", "e.data::json ->> 'updated'")
 
 
 class StoreError(FeedsError):
-    """The state database cannot be opened or is from a newer release."""
+    """The state database cannot be opened, reached or written, or is from a newer release."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -428,10 +487,27 @@ def _identical(a: datetime, b: datetime) -> bool:
 
 
 class Store:
-    """The state database: one connection, used from one thread at a time."""
+    """The state database: one connection, used from one thread at a time.
 
-    def __init__(self, path: Path) -> None:
+    The SQLite file at `path`, or, given a `url`, the PostgreSQL database it names (then `path` is unused).
+    """
+
+    def __init__(self, path: Path, *, url: str = "") -> None:
         self.path = path
+        self._pg: Connection | None = None
+        self._rows = _ROWS
+        if url:
+            from feeds import postgres  # only a store that is PostgreSQL's needs psycopg loaded
+
+            self._pg = postgres.Connection(url)
+            self._db: sqlite3.Connection | Connection = self._pg
+            self._rows = _POSTGRESQL_ROWS
+            try:
+                self._migrate()
+            except BaseException:
+                self._pg.close()
+                raise
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -454,6 +530,9 @@ class Store:
         self.close()
 
     def _migrate(self) -> None:
+        if self._pg is not None:
+            self._migrate_postgresql(self._pg)
+            return
         version: int = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -468,6 +547,24 @@ class Store:
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {step + 1}")
 
+    def _migrate_postgresql(self, pg: Connection) -> None:
+        from feeds.postgres import WHERE, schema
+
+        with self.transaction():
+            pg.lock_schema()  # held to the end: another node starting now waits, then finds the schema done
+            version = pg.version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    WHERE,
+                    f"{pg.url} was written by a newer release (schema {version}, this release knows "
+                    f"{SCHEMA_VERSION}); upgrade feeds or point store.url elsewhere",
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in schema(_POSTGRESQL_STEPS.get(step, _MIGRATIONS[step])).split(";"):
+                    if statement.strip():
+                        pg.execute(statement)
+                pg.set_version(step + 1)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """All the writes inside it, or none: one inside another is part of the outer one."""
@@ -475,7 +572,7 @@ class Store:
             yield
             return
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE" if self._pg is None else "BEGIN")
             try:
                 yield
                 self._db.execute("COMMIT")
@@ -679,8 +776,9 @@ class Store:
             self._db.executemany(
                 "INSERT INTO members (slug, id, arrived, published, updated, live) VALUES (?, ?, ?, ?, ?, 1) "
                 "ON CONFLICT (slug, id) DO UPDATE SET arrived = excluded.arrived, published = excluded.published, "
-                "updated = excluded.updated, live = 1, late = members.page > 0 AND excluded.updated > "
-                "(SELECT frozen_us FROM archive_pages a WHERE a.slug = members.slug AND a.number = members.page)",
+                "updated = excluded.updated, live = 1, late = CAST(members.page > 0 AND excluded.updated > "
+                "(SELECT frozen_us FROM archive_pages a WHERE a.slug = members.slug AND a.number = members.page) "
+                "AS INTEGER)",
                 rows,
             )
 
@@ -691,7 +789,9 @@ class Store:
 
     def live_slugs(self) -> dict[str, int]:
         """Every feed that has an entry, with how many entries are not archived (its current document's arrivals)."""
-        rows = self._db.execute("SELECT slug, sum(page = 0) FROM members WHERE live = 1 GROUP BY slug").fetchall()
+        rows = self._db.execute(
+            "SELECT slug, count(*) FILTER (WHERE page = 0) FROM members WHERE live = 1 GROUP BY slug"
+        ).fetchall()
         return {slug: count for slug, count in rows}
 
     def open_count(self, slug: str) -> int:
@@ -718,12 +818,13 @@ class Store:
 
     def documents_rows(self, slug: str, page: int, *, newest: int = -1, skip: int = 0) -> list[DocumentRow]:
         """Entries of a feed on one archive page (0: not archived), in arrival order, from `skip`, at most `newest`."""
+        limit = newest if newest >= 0 or self._pg is None else None  # no limit: -1 to SQLite, NULL to PostgreSQL
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                _ROWS + "WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
+                self._rows + "WHERE m.live = 1 AND m.slug = ? AND m.page = ? "
                 "ORDER BY m.arrived, m.published, m.id LIMIT ? OFFSET ?",
-                (slug, page, newest, skip),
+                (slug, page, limit, skip),
             )
         ]
 
@@ -732,7 +833,8 @@ class Store:
         return [
             DocumentRow(*row)
             for row in self._db.execute(
-                _ROWS + "WHERE m.live = 1 AND m.late = 1 AND m.slug = ? ORDER BY m.updated DESC, m.id DESC LIMIT ?",
+                self._rows
+                + "WHERE m.live = 1 AND m.late = 1 AND m.slug = ? ORDER BY m.updated DESC, m.id DESC LIMIT ?",
                 (slug, limit),
             )
         ]
@@ -900,10 +1002,13 @@ class Store:
                 (slug, number, json.dumps(list(ids)), _iso(now), micros(now)),
             )
             self._db.executemany(
-                "UPDATE members SET page = ?, late = updated > ? WHERE slug = ? AND id = ?",
+                "UPDATE members SET page = ?, late = CAST(updated > ? AS INTEGER) WHERE slug = ? AND id = ?",
                 [(number, micros(now), slug, i) for i in ids],
             )
 
     def integrity_check(self) -> str:
+        """SQLite's own check of the file ("ok"); PostgreSQL checks its pages itself, so there: "ok" when it answers."""
+        if self._pg is not None:
+            return "ok" if self._pg.execute("SELECT 1").fetchone() == (1,) else "no answer"
         result: str = self._db.execute("PRAGMA integrity_check").fetchone()[0]
         return result

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg_helpers
 import pytest
 from daemon_helpers import DAEMON_SITE, Clock, Run
 from hub_helpers import Hub
@@ -83,3 +84,15 @@ def make_hub() -> Iterator[Callable[[], Hub]]:
 @pytest.fixture
 def hub(make_hub: Callable[[], Hub]) -> Hub:
     return make_hub()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a new PostgreSQL database, dropped afterwards; skipped without a local server (not in CI)."""
+    why = pg_helpers.server_answers()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL does not answer at {pg_helpers.SERVER} ({why}); CI needs it for the store tests")
+        pytest.skip(f"PostgreSQL does not answer at {pg_helpers.SERVER} ({why}); start it to run these tests")
+    with pg_helpers.database() as url:
+        yield url

@@ -143,3 +143,47 @@ def test_config_is_read_without_importing_the_adapters() -> None:
     code = "import sys, feeds.config; print('feeds.adapters' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+STORE_SITE = (
+    '[site]\ntitle = "T"\nbase_url = "https://e.org/"\n[[sources]]\nname = "s"\nadapter = "listing"\nlocation = "x"\n'
+)
+
+
+def test_the_store_is_the_sqlite_file_unless_a_postgresql_url_is_given(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(STORE_SITE)
+    assert load(path, ADAPTERS).store.url == ""
+    for url in ("postgresql://feeds:pw@db:5432/feeds", "postgres://feeds@db/feeds?sslmode=require"):
+        path.write_text(STORE_SITE + f'[store]\nurl = "{url}"\n')
+        assert load(path, ADAPTERS).store.url == url
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            'url = "mysql://root:pw@db/feeds"',
+            'must be a postgresql:// URL such as "postgresql://feeds@db:5432/feeds", got scheme "mysql"',
+        ),
+        ('url = "postgresql://feeds:pw@db:port/feeds"', "has a port that is not a number from 0 to 65535"),
+        ('url = "postgresql://feeds@db"', 'must name a host and a database, as in "postgresql://feeds@db:5432/feeds"'),
+        ('url = ""', "is empty: give a postgresql:// URL, or drop [store] for the SQLite file in site.state"),
+        ("url = 5432", "must be a string, got int"),
+    ],
+)
+def test_a_bad_store_url_is_a_config_error_without_its_password(tmp_path: Path, table: str, problem: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(STORE_SITE + f"[store]\n{table}\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, ADAPTERS)
+    assert info.value.problems == [("store.url", problem)]
+    assert "pw" not in str(info.value)
+
+
+def test_an_unknown_store_key_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(STORE_SITE + '[store]\nurl = "postgresql://db/feeds"\npool = 4\n')
+    with pytest.raises(ConfigError) as info:
+        load(path, ADAPTERS)
+    assert info.value.problems == [("store.pool", "unknown key (known: url)")]

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pg_helpers
+import psycopg
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from serve_helpers import free_port
 
 from feeds import store as store_module
-from feeds.model import Author, Enclosure, Entry
-from feeds.store import SCHEMA_VERSION, SourceState, Store, StoreError, content_hash
+from feeds.model import Author, Category, Enclosure, Entry
+from feeds.store import SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, StoreError, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
@@ -36,6 +41,13 @@ def entry(key: str, summary: str = "A summary.") -> Entry:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Store]:
+    """Opens the store of one test, on each backend: the SQLite file, or a PostgreSQL database of its own."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
+    return lambda: Store(tmp_path / "f.db", url=url)
+
+
 def test_schema_is_versioned(tmp_path: Path) -> None:
     Store(tmp_path / "f.db").close()
     db = sqlite3.connect(tmp_path / "f.db")
@@ -47,8 +59,8 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
         Store(tmp_path / "f.db")
 
 
-def test_updated_moves_only_when_content_changes(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_updated_moves_only_when_content_changes(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         first = store.stamp([entry("a")], NOW)[0]
         assert first.new and first.entry.updated == DAY
         later = NOW + timedelta(hours=1)
@@ -61,24 +73,24 @@ def test_updated_moves_only_when_content_changes(tmp_path: Path) -> None:
         assert not still.changed and still.entry.updated == later
 
 
-def test_a_source_that_dates_its_edits_is_believed(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_a_source_that_dates_its_edits_is_believed(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         store.stamp([entry("a")], NOW)
         edit_time = DAY + timedelta(days=3)
         edited = replace(entry("a", "New words."), updated=edit_time)
         assert store.stamp([edited], NOW)[0].entry.updated == edit_time
 
 
-def test_a_new_entry_keeps_its_own_updated(tmp_path: Path) -> None:
+def test_a_new_entry_keeps_its_own_updated(new_store: Callable[[], Store]) -> None:
     dated = replace(entry("a"), updated=DAY + timedelta(days=3))
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.stamp([dated], NOW)
         again = store.stamp([dated], NOW + timedelta(hours=1))[0]
     assert not again.changed and again.entry.updated == DAY + timedelta(days=3) and again.entry.published == DAY
 
 
-def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_items_that_fall_off_the_page_are_kept(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         store.save_items("s", [entry("a"), entry("b")], NOW)
         store.save_items("s", [entry("b", "changed"), entry("c")], NOW + timedelta(hours=1))
         ids = [entry(k).id for k in "abc"]
@@ -89,8 +101,8 @@ def test_items_that_fall_off_the_page_are_kept(tmp_path: Path) -> None:
     assert items["c"][1] == NOW + timedelta(hours=1)
 
 
-def test_source_state_round_trips(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_source_state_round_trips(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         assert store.source("x") == SourceState(name="x")
         state = SourceState(name="x", etag='"abc"', last_error="boom", failures=2, gone=True, entries=7)
         store.put_source(state)
@@ -227,8 +239,8 @@ def test_identical_is_the_field_by_field_comparison(a: datetime, b: datetime, ne
     assert store_module._identical(a, a) and store_module._identical(a, a.replace(fold=a.fold))
 
 
-def test_only_new_and_changed_items_are_dirty(tmp_path: Path) -> None:
-    with Store(tmp_path / "f.db") as store:
+def test_only_new_and_changed_items_are_dirty(new_store: Callable[[], Store]) -> None:
+    with new_store() as store:
         assert store.save_items("s", [entry("a"), entry("b")], NOW) == 2
         assert sorted(store.dirty(10)) == [("s", entry("a").id), ("s", entry("b").id)]
         store.clean(store.dirty(10))
@@ -239,12 +251,12 @@ def test_only_new_and_changed_items_are_dirty(tmp_path: Path) -> None:
         assert store.has_work()
 
 
-def test_groups_follow_ids_and_match_keys_across_sources(tmp_path: Path) -> None:
+def test_groups_follow_ids_and_match_keys_across_sources(new_store: Callable[[], Store]) -> None:
     listed = replace(entry("listed"), match_key="2021-12-17/kim")
     page = replace(entry("page"), source="p", id="tag:e.org,2026:p:page", match_key="2021-12-17/kim")
     again = replace(entry("listed"), source="other")  # the same id from another source
     alone = entry("alone")
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.save_items("s", [listed, alone], NOW)
         store.save_items("p", [page], NOW)
         store.save_items("other", [again], NOW)
@@ -292,12 +304,12 @@ def test_a_version_1_database_gains_the_warning_column_and_keeps_its_sources(tmp
     db.close()
 
 
-def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -> None:
+def test_an_undated_item_is_dated_when_first_seen_and_stays_so(new_store: Callable[[], Store]) -> None:
     from feeds.model import UNDATED
 
     announced = replace(entry("event"), published=UNDATED, updated=UNDATED, undated=True)
     dated = entry("news")
-    with Store(tmp_path / "f.db") as store:
+    with new_store() as store:
         store.save_items("s", [announced, dated], NOW)
         for later in (NOW + timedelta(hours=1), NOW + timedelta(days=30)):
             store.save_items("s", [replace(announced, summary="Details to follow."), dated], later)
@@ -310,3 +322,180 @@ def test_an_undated_item_is_dated_when_first_seen_and_stays_so(tmp_path: Path) -
     # The payload of a dated entry is as it always was: no "undated" key.
     assert "undated" not in store_module._payload_text(dated)
     assert store_module._payload_text(announced).endswith(', "undated": true}')
+
+
+# -- PostgreSQL: what SQLite keeps in the file, and a server that goes away ------------------------
+
+
+def test_a_postgresql_store_from_a_newer_release_is_refused(pg_url: str, tmp_path: Path) -> None:
+    Store(tmp_path / "f.db", url=pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        conn.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(StoreError, match=r"^store\.url: .* written by a newer release .* point store\.url elsewhere"):
+        Store(tmp_path / "f.db", url=pg_url)
+    assert not (tmp_path / "f.db").exists()  # the state directory's file is not the store then
+
+
+def test_a_dropped_idle_connection_is_replaced_and_the_statement_asked_again(pg_url: str, tmp_path: Path) -> None:
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        store.put_source(SourceState(name="a", failures=1))
+        assert pg_helpers.terminate(pg_url) == 1
+        assert store.source("a").failures == 1  # a read alone: asked again on a new connection
+        assert pg_helpers.terminate(pg_url) == 1
+        store.put_source(SourceState(name="b", failures=2))  # a write alone, too
+        assert store.source("b").failures == 2
+
+
+def test_a_connection_dropped_in_a_transaction_rolls_it_back_and_the_next_one_works(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        lost = r"^store\.url: lost the connection to postgresql://root@.*rolled back"
+        with pytest.raises(StoreError, match=lost), store.transaction():
+            store.put_source(SourceState(name="a", failures=1))
+            store.save_items("s", [entry("a")], NOW)
+            pg_helpers.terminate(pg_url)
+            store.put_source(SourceState(name="b", failures=2))
+        assert store.source("a") == SourceState(name="a")  # nothing of it written
+        assert store.dirty(10) == []
+        with store.transaction():
+            store.put_source(SourceState(name="a", failures=3))
+        assert store.source("a").failures == 3
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT name, failures FROM sources").fetchall() == [("a", 3)]
+
+
+def test_an_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(StoreError) as raised:
+        Store(tmp_path / "f.db", url=f"postgresql://feeds:s3cret@127.0.0.1:{port}/feeds?sslmode=disable")
+    message = str(raised.value)
+    assert message == (
+        f"store.url: cannot connect to postgresql://feeds@127.0.0.1:{port}/feeds (connection refused); "
+        "check that PostgreSQL runs and store.url is right"
+    )
+    assert not (tmp_path / "f.db").exists()
+
+
+def test_a_missing_database_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
+    missing = pg_helpers.url_of("feeds_test_no_such_database")
+    with pytest.raises(StoreError, match=r'^store\.url: cannot connect to .*\(database "feeds_test_no_such_database"'):
+        Store(tmp_path / "f.db", url=missing)
+
+
+def test_a_postgresql_database_of_schema_1_is_migrated_as_sqlite_is(pg_url: str, tmp_path: Path) -> None:
+    """The PostgreSQL spelling of the second step does what SQLite's does: items republished, archive pages kept."""
+    from feeds.postgres import schema
+
+    data = store_module._payload_text(replace(entry("a"), match_key="2021-12-17/a"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for statement in schema(store_module._MIGRATIONS[0]).split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT INTO items VALUES ('s', %s, %s, %s, %s)", (entry("a").id, data, NOW.isoformat(), "x"))
+        conn.execute(
+            "INSERT INTO archive_pages VALUES ('news', 1, %s, %s)", (json.dumps([entry("a").id]), NOW.isoformat())
+        )
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        assert store.dirty(10) == [("s", entry("a").id)]
+        assert store.archive_count("news") == 1
+        assert [e.match_key for _, e, _ in store.groups([("s", entry("a").id)])] == ["2021-12-17/a"]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT page FROM members WHERE slug = 'news'").fetchall() == [(1,)]
+        assert conn.execute("SELECT frozen_us FROM archive_pages").fetchone() == (store_module.micros(NOW),)
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_nodes_opening_a_new_postgresql_store_at_once_create_it_once(pg_url: str, tmp_path: Path) -> None:
+    opened: list[BaseException | None] = []
+
+    def open_one() -> None:
+        try:
+            Store(tmp_path / "f.db", url=pg_url).close()
+            opened.append(None)
+        except BaseException as exc:
+            opened.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert opened == [None] * 4
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_feeds_archives_and_outputs_read_back_alike(new_store: Callable[[], Store]) -> None:
+    """The queries whose spelling differs between the backends: fragments, limits, late entries, LIKE."""
+    entries = [replace(entry(k), categories=(Category(slug="news", title="News"),)) for k in "abc"]
+    micro = store_module.micros
+    with new_store() as store:
+        store.stamp(entries, NOW)
+        store.put_published(
+            [
+                Published(entry=e, page="", render_key="k", atom=b"<a\x00/>", rss=b"r", json=b"{}", li=b"\xff")
+                for e in entries
+            ]
+        )
+        members = [Member("news", e.id, micro(NOW) + n, micro(DAY), micro(DAY)) for n, e in enumerate(entries)]
+        store.put_members(members)
+        assert store.live_slugs() == {"news": 3}
+        rows = store.documents_rows("news", 0)  # no limit
+        assert [r.id for r in rows] == [e.id for e in entries]
+        assert (rows[0].atom, rows[0].li, rows[0].updated_text) == (b"<a\x00/>", b"\xff", DAY.isoformat())
+        assert [r.id for r in store.documents_rows("news", 0, newest=1, skip=1)] == [entries[1].id]
+
+        store.freeze_archive_page("news", 1, [entries[0].id], NOW)
+        assert store.live_slugs() == {"news": 2} and store.open_count("news") == 2
+        assert store.late_count("news") == 0
+        # Edited after its page froze: late, so shown among the current document's corrections.
+        store.put_members([members[0]._replace(updated=micro(NOW) + 1)])
+        assert store.late_count("news") == 1
+        assert [r.id for r in store.corrections("news", 5)] == [entries[0].id]
+        assert [e.id for e, _ in store.published_entries([entries[0].id])] == [entries[0].id]
+
+        store.put_derived([("news", "News"), ("news", "Later title")])
+        assert store.derived_titles() == {"news": "News"}
+        store.add_pending(["news", "all"])
+        assert store.pending() == ["all", "news"] and store.has_work()
+        store.done(["news", "all"], ["news.atom", "archive/news/1.atom", "news.rss"], NOW)
+        assert store.pending() == []
+        assert store.published_slugs() == {"news"}  # a LIKE with '%' in it
+        store.put_setting("k", "v1")
+        store.put_setting("k", "v2")
+        assert store.setting("k") == "v2"
+
+
+def test_a_server_away_for_a_while_is_a_clear_error_until_it_is_back(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feeds import postgres
+
+    monkeypatch.setattr(postgres, "CONNECT_SECONDS", 1)
+    name = pg_url.rsplit("/", 1)[1]
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        store.put_source(SourceState(name="a", failures=1))
+        with psycopg.connect(pg_helpers.SERVER, autocommit=True) as conn:  # every connection ended, none possible
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for _ in range(2):  # each attempt says why, and none hangs
+            with pytest.raises(
+                StoreError, match=rf'^store\.url: cannot connect to .*\(database "{name}" does not exist'
+            ):
+                store.source("a")
+        with psycopg.connect(pg_helpers.SERVER, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        assert store.integrity_check() == "ok"  # back, on a new connection
+        with store.transaction():
+            assert store._db.in_transaction  # a transaction of its own again, not autocommitted statements
+
+
+def test_followed_pages_round_trip(new_store: Callable[[], Store]) -> None:
+    page = PageState(url="https://e.org/p/1", source="s", etag='"x"', content_length=3 * 2**31, failures=2)
+    with new_store() as store:
+        store.put_pages([page, replace(page, url="https://e.org/p/2", source="other")])
+        store.put_pages([replace(page, last_status="ok")])
+        assert store.pages("s") == {page.url: replace(page, last_status="ok")}  # a length past 32 bits kept
