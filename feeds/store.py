@@ -603,8 +603,12 @@ class Store:
         if self._db.in_transaction:
             yield
             return
+        if self._pg is not None:
+            with self._pg.transaction():
+                yield
+            return
         try:
-            self._db.execute("BEGIN IMMEDIATE" if self._pg is None else "BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
                 self._db.execute("COMMIT")
