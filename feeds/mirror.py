@@ -1,9 +1,10 @@
 """A node's output/ kept in step with the documents a shared PostgreSQL store holds.
 
 The node that publishes records its files in the store (`Store.put_documents`) and PostgreSQL
-tells the others (NOTIFY). Every node, the publishing one included, then writes those bytes into
-its own output/ with the Last-Modified the store gives, so the built-in server and an nginx on
-each node answer with the same bytes, ETags and dates.
+tells the others (NOTIFY). Every node then writes those bytes into its own output/ with the
+Last-Modified the store gives, so the built-in server and an nginx on each node answer with the
+same bytes, ETags and dates. The publishing node writes its own change from the bytes it holds
+(`write_own`), having caught up first, and reads back only what it could not keep.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -39,7 +41,7 @@ class Mirror:
         self._url = url
         self._output = output
         self._seq = 0  # the last change applied; a new node starts from nothing and takes every document
-        self._path = ""  # within that change, the last path applied
+        self._path: str | None = ""  # within that change, the last path applied; None: all of it
         self._lock = threading.Lock()  # the publishing thread and the listening one both catch up
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,15 +52,45 @@ class Mirror:
 
     def catch_up(self) -> int:
         """Write every change not yet in output/; return how many documents were applied."""
+        return self._connected(self._catch_up)
+
+    def _connected(self, use: Callable[[psycopg.Connection[tuple[object, ...]]], int]) -> int:
         try:
             with psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_SECONDS) as conn:
-                return self._catch_up(conn)
+                return use(conn)
         except psycopg.Error as exc:
             raise StoreError(WHERE, f"cannot read the documents at {shown(self._url)} ({reason(exc)})") from exc
 
     def _catch_up(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
         with self._lock:
             return self._apply(conn)
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """While this node publishes, under the store's publish lock: output/ caught up first, then left to it.
+
+        The change this node is about to record goes on top of every earlier one; a catch-up of the
+        listening thread waits meanwhile, so it does not read that change back.
+        """
+        with self._lock:
+            self._connected(self._apply)
+            yield
+
+    def write_own(self, seq: int, modified: int, writes: Sequence[publish.Write], removed: Sequence[str]) -> None:
+        """This node's own change `seq`, from the bytes it holds, its files dated `modified` as the store dates them.
+
+        Called inside publishing(), right after the change is recorded: output/ held every earlier one.
+        """
+        self._output.mkdir(parents=True, exist_ok=True)
+        publish.remove_files(self._output, removed)
+        publish.write_files(self._output, writes)
+        for write in writes:
+            self._date(write, modified)
+        self._seq, self._path = seq, None
+
+    def read_own(self) -> int:
+        """This node's own change, read back from the store (inside publishing()): when it kept no bytes of it."""
+        return self._connected(self._apply)
 
     def _apply(self, conn: psycopg.Connection[tuple[object, ...]]) -> int:
         self._output.mkdir(parents=True, exist_ok=True)
@@ -83,10 +115,15 @@ class Mirror:
         self, conn: psycopg.Connection[tuple[object, ...]]
     ) -> Iterator[list[tuple[str, bytes | None, bytes | None, int, int]]]:
         while True:
+            after: str
+            params: tuple[object, ...]
+            if self._path is None:  # all of change `seq` is applied
+                after, params = "seq > %s", (self._seq, _CHUNK)
+            else:
+                after, params = "(seq, path) > (%s, %s)", (self._seq, self._path, _CHUNK)
             rows: list[tuple[str, bytes | None, bytes | None, int, int]] = conn.execute(  # type: ignore[assignment]
-                "SELECT path, body, gz, modified, seq FROM documents WHERE (seq, path) > (%s, %s) "
-                "ORDER BY seq, path LIMIT %s",
-                (self._seq, self._path, _CHUNK),
+                f"SELECT path, body, gz, modified, seq FROM documents WHERE {after} ORDER BY seq, path LIMIT %s",
+                params,
             ).fetchall()
             if not rows:
                 return

@@ -373,11 +373,11 @@ class Site:
     def publish(self, now: datetime) -> list[FileReport]:
         """Publish what changed: update → plan → render → write; each file is written only when its bytes change.
 
-        On a shared store the files are written into the store, one node at a time, and from there
-        into output/ (see feeds.mirror).
+        On a shared store the files are written into the store, one node at a time, and into output/
+        as every node's mirror writes them (see feeds.mirror).
         """
         store, config = self._store, self.config
-        with store.publishing():
+        with store.publishing(), self.mirror.publishing() if self.mirror else contextlib.nullcontext():
             changes = documents.update(store, config, now)
             if not self._published():
                 documents.republish(store, config)
@@ -389,13 +389,23 @@ class Site:
             if self.mirror is None:
                 written = self._write(plan, rendered, now)
             else:
-                written = store.put_documents(map(_stored, rendered), plan.drops, now)
+                held = _Held()
+                written = store.put_documents(map(held.stored, rendered), plan.drops, now)
+                self._mirror_own(held, written, plan.drops)
             # When each file last changed, for the status page: entry pages are too many to list there.
             changed = (r.path for r in reports if r.path in written and not r.path.startswith("entries/"))
             store.done(plan.names(), changed, now)
-        if self.mirror is not None:
-            self.mirror.catch_up()  # this node's output/ before it tells hubs or answers that anything changed
         return [replace(r, written=r.path in written) for r in reports]
+
+    def _mirror_own(self, held: _Held, written: set[str], drops: Sequence[str]) -> None:
+        """This node's change into its own output/, before it tells hubs or answers that anything changed."""
+        if self.mirror is None or not (written or drops):  # nothing recorded: no change to write
+            return
+        if held.writes is None:
+            self.mirror.read_own()
+            return
+        seq, modified = self._store.last_change()
+        self.mirror.write_own(seq, modified, [w for w in held.writes if w.name in written], drops)
 
     def _write(self, plan: documents.Plan, writes: Iterable[Write], now: datetime) -> set[str]:
         output = self.config.site.output
@@ -414,6 +424,27 @@ def _stored(write: publish.Write) -> PublishedFile:
         gz=publish.compress(write.data) if write.gzip else None,
         etag=publish.entity_tag(write.data),
     )
+
+
+HELD_BYTES = 64 * 1024 * 1024  # of a change's files held to write into output/; a bigger one is read back
+
+
+class _Held:
+    """The files of a change as they pass on to the store, held while they fit in HELD_BYTES."""
+
+    def __init__(self) -> None:
+        self.writes: list[Write] | None = []  # None: too many to hold, read back from the store instead
+        self._size = 0
+
+    def stored(self, write: Write) -> PublishedFile:
+        file = _stored(write)
+        if self.writes is not None:
+            self._size += len(file.body) + len(file.gz or b"")
+            if self._size > HELD_BYTES:
+                self.writes = None
+            else:
+                self.writes.append(replace(write, gz=file.gz))
+        return file
 
 
 def _kept(rendered: documents.Rendered, reports: list[FileReport]) -> publish.Write:

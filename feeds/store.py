@@ -1085,6 +1085,11 @@ class Store:
                 self._db.execute("SELECT pg_notify('feeds_documents', ?)", (str(seq),))
         return changed
 
+    def last_change(self) -> tuple[int, int]:
+        """The number and Last-Modified (seconds) of the last change put_documents recorded; (0, 0) for none."""
+        row = self._db.execute("SELECT seq, modified FROM documents ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def _put_files(self, files: Sequence[PublishedFile], modified: int, seq: int) -> set[str]:
         known = dict(self._select_in("SELECT path, etag FROM documents WHERE path IN ({})", (f.path for f in files)))
         fresh = [f for f in files if known.get(f.path) != f.etag]
