@@ -409,6 +409,18 @@ def test_a_postgresql_database_of_schema_1_is_migrated_as_sqlite_is(pg_url: str,
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
+def test_a_postgresql_store_keeps_the_documents_bytes_as_they_are(pg_url: str, tmp_path: Path) -> None:
+    """Not compressed again by the server: gzip already is, and the bodies change on every publish."""
+    with Store(tmp_path / "f.db", url=pg_url):
+        pass
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'documents'::regclass "
+            "AND attname IN ('body', 'gz') ORDER BY attname"
+        ).fetchall()
+    assert rows == [("body", "e"), ("gz", "e")]  # EXTERNAL: out of line, uncompressed
+
+
 def test_nodes_opening_a_new_postgresql_store_at_once_create_it_once(pg_url: str, tmp_path: Path) -> None:
     opened: list[BaseException | None] = []
 
