@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,7 +79,6 @@ class Connection:
             raise self._unreachable(exc) from exc
         self._returned = False  # self._conn is back in the pool, broken, and no other came in its place yet
         self._sql: dict[str, str] = {}
-        self._pipelined = False  # in a transaction(): statements are sent without waiting for their answers
 
     def _probe(self) -> None:
         """Connect once, plainly: the pool retries in silence until its timeout, this says at once why it cannot."""
@@ -104,51 +102,12 @@ class Connection:
     def in_transaction(self) -> bool:
         return not self._returned and self._conn.info.transaction_status != TransactionStatus.IDLE
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """BEGIN, the block's statements, COMMIT: its writes are sent without waiting for their answers.
-
-        Writes go out in pipeline mode and are answered together at COMMIT; a read waits for its rows.
-        BEGIN waits too: on a connection the server dropped while it was idle, it is asked again.
-        """
-        self.execute("BEGIN")
-        conn = self._conn
-        pipeline = conn.pipeline()
-        pipeline.__enter__()
-        self._pipelined = True
-        try:
-            yield
-        except BaseException:
-            self._leave(conn, pipeline)
-            raise
-        try:
-            conn.execute("COMMIT")
-            self._pipelined = False
-            pipeline.__exit__(None, None, None)
-        except psycopg.Error as exc:
-            self._leave(conn, pipeline)
-            if isinstance(exc, psycopg.OperationalError):
-                self._recover(exc, False)
-            raise
-
-    def _leave(self, conn: psycopg.Connection[Any], pipeline: Any) -> None:
-        """Out of pipeline mode and out of the transaction, after a failure: the failure is what is said."""
-        self._pipelined = False
-        with suppress(psycopg.Error):  # the answers to what was sent after the failure are of no interest
-            pipeline.__exit__(None, None, None)
-        if conn is self._conn and not conn.broken and self.in_transaction:
-            self.execute("ROLLBACK")
-
     def execute(self, sql: str, params: Any = None) -> Rows:
         if self._returned:  # the server was away when its connection was lost: try again now
             self._reconnect()
         idle = not self.in_transaction
         try:
-            cursor = self._conn.execute(self._spelt(sql, params), params)
-            if self._pipelined and sql.startswith("SELECT"):
-                # A read in a transaction: its rows now, so that a failure is told as any other.
-                return _Read(cursor.fetchall())
-            return cursor
+            return self._conn.execute(self._spelt(sql, params), params)
         except psycopg.OperationalError as exc:
             self._recover(exc, idle)
         # The server dropped an idle connection: the statement stood alone, and is asked again once.
@@ -231,22 +190,6 @@ class Connection:
         self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         self.execute("DELETE FROM schema_version")
         self.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-
-
-class _Read:
-    """A read's rows, fetched."""
-
-    def __init__(self, rows: list[Any]) -> None:
-        self._rows = rows
-
-    def fetchone(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def fetchall(self) -> list[Any]:
-        return self._rows
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
 
 
 _INTEGER = re.compile(r"\bINTEGER\b")

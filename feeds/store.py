@@ -611,12 +611,8 @@ class Store:
         if self._db.in_transaction:
             yield
             return
-        if self._pg is not None:
-            with self._pg.transaction():
-                yield
-            return
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN IMMEDIATE" if self._pg is None else "BEGIN")
             try:
                 yield
                 self._db.execute("COMMIT")
