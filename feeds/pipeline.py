@@ -476,7 +476,8 @@ def run_pass(
     config = site.config
     report = BuildReport()
     chosen = [s for s in config.sources if not only or s.name in only]
-    states = {s.name: site.source(s.name) for s in chosen}
+    known = {state.name: state for state in site.sources()}  # read at once: one query, not one per source
+    states = {s.name: known.get(s.name) or SourceState(name=s.name) for s in chosen}
     pages = {s.name: site.pages(s) for s in chosen}
     with _Ahead(chosen if load is None else (), states, fetcher, pages, now) as ahead:
         for source in chosen:

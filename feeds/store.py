@@ -334,6 +334,30 @@ class PageState:
     next_try: str = ""  # ISO time before which a failed page is not asked for again
 
 
+_SOURCE_COLUMNS = (
+    "name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, redirect, gone, entries, "
+    "next_run, last_warning"
+)
+
+
+def _source_state(row: Sequence[Any]) -> SourceState:
+    return SourceState(
+        name=row[0],
+        doc_hash=row[1],
+        etag=row[2],
+        last_modified=row[3],
+        last_attempt=row[4],
+        last_success=row[5],
+        last_error=row[6],
+        failures=row[7],
+        redirect=row[8],
+        gone=bool(row[9]),
+        entries=row[10],
+        next_run=row[11],
+        last_warning=row[12],
+    )
+
+
 _PAGE_COLUMNS = (
     "url, source, item_digest, etag, last_modified, digest, extracted, content_type, content_length, failures, "
     "last_status, checked, next_try"
@@ -635,11 +659,11 @@ class Store:
         stamp = _iso(now)
         known = dict(self._db.execute("SELECT id, data FROM items WHERE source = ?", (source,)).fetchall())
         rows: list[tuple[str, str, str, str, str, str]] = []
-        seen: list[tuple[str, str]] = []
+        seen: list[str] = []
         for entry in entries:
             data = _payload_text(entry)
             if known.get(entry.id) == data:
-                seen.append((stamp, entry.id))
+                seen.append(entry.id)
             else:
                 rows.append((source, entry.id, data, entry.match_key, stamp, stamp))
         with self.transaction():
@@ -649,9 +673,13 @@ class Store:
                 "last_seen = excluded.last_seen",
                 rows,
             )
-            self._db.executemany(
-                "UPDATE items SET last_seen = ? WHERE source = ? AND id = ?", [(at, source, i) for at, i in seen]
-            )
+            # One statement for the items seen again, not one each: on PostgreSQL each is a round trip.
+            for start in range(0, len(seen), _IN_CHUNK):
+                chunk = seen[start : start + _IN_CHUNK]
+                self._db.execute(
+                    f"UPDATE items SET last_seen = ? WHERE source = ? AND id IN ({', '.join('?' * len(chunk))})",
+                    (stamp, source, *chunk),
+                )
             self._db.executemany(
                 "INSERT INTO dirty (source, id) VALUES (?, ?) ON CONFLICT DO NOTHING", [(r[0], r[1]) for r in rows]
             )
@@ -944,32 +972,14 @@ class Store:
     # -- source state ----------------------------------------------------------------------------
 
     def source(self, name: str) -> SourceState:
-        row = self._db.execute(
-            "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
-            "redirect, gone, entries, next_run, last_warning FROM sources WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,)).fetchone()
         if row is None:
             return SourceState(name=name)
-        return SourceState(
-            name=row[0],
-            doc_hash=row[1],
-            etag=row[2],
-            last_modified=row[3],
-            last_attempt=row[4],
-            last_success=row[5],
-            last_error=row[6],
-            failures=row[7],
-            redirect=row[8],
-            gone=bool(row[9]),
-            entries=row[10],
-            next_run=row[11],
-            last_warning=row[12],
-        )
+        return _source_state(row)
 
     def sources(self) -> list[SourceState]:
-        names = [row[0] for row in self._db.execute("SELECT name FROM sources ORDER BY name")]
-        return [self.source(name) for name in names]
+        """Every source the store knows, by name: read at once, not one by one."""
+        return [_source_state(row) for row in self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name")]
 
     def put_source(self, state: SourceState) -> None:
         with self.transaction():
