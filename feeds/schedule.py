@@ -153,6 +153,9 @@ class Daemon:
             for source in report.sources:
                 self._note_fetch(source, now, None)  # build() does not time sources one by one
         self._note_files(report.files)
+        if self._site.mirror is not None:
+            # The pass above brought output/ up to the shared store; from now on every node's changes follow.
+            self._site.mirror.start()
         self._schedule_all()
         self._scheduler.start()
         self._record_next_runs()
@@ -168,6 +171,8 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
         self._pinger.close()  # nothing publishes any more; pings still queued are dropped and logged
         self.server.stop()
+        if self._site.mirror is not None:
+            self._site.mirror.stop()
         self._fetcher.close()
         with self._lock:
             self._site.close()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -19,7 +19,7 @@ from feeds.model import Author, Category, Enclosure, Entry
 if TYPE_CHECKING:
     from feeds.postgres import Connection
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -138,6 +138,22 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pages_by_source ON pages (source);
     """,
+    # Published files kept in the store, for nodes that share it: each mirrors them into its own output/.
+    """
+    CREATE TABLE documents (
+        path      TEXT PRIMARY KEY,
+        body      BLOB,
+        gz        BLOB,
+        etag      TEXT NOT NULL DEFAULT '',
+        modified  INTEGER NOT NULL DEFAULT 0,
+        seq       INTEGER NOT NULL
+    );
+    CREATE INDEX documents_by_seq ON documents (seq, path);
+    """,
+    # Documents' bytes kept as they are, not compressed again by the database: gzip already is, and the
+    # bodies are written on every change, compressed on the server each time (PostgreSQL's TOAST).
+    # SQLite compresses nothing: no statement.
+    "",
 )
 
 # PostgreSQL's spelling of the steps whose SQL is SQLite's own (by index in _MIGRATIONS); the others serve both.
@@ -193,6 +209,21 @@ _POSTGRESQL_STEPS: dict[int, str] = {
         ON CONFLICT (slug, id) DO NOTHING;
     ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
     """,
+    3: """
+    CREATE TABLE documents (
+        path      TEXT PRIMARY KEY,
+        body      BYTEA,
+        gz        BYTEA,
+        etag      TEXT NOT NULL DEFAULT '',
+        modified  INTEGER NOT NULL DEFAULT 0,
+        seq       INTEGER NOT NULL
+    );
+    CREATE INDEX documents_by_seq ON documents (seq, path);
+    """,
+    4: """
+    ALTER TABLE documents ALTER COLUMN body SET STORAGE EXTERNAL;
+    ALTER TABLE documents ALTER COLUMN gz SET STORAGE EXTERNAL;
+    """,
 }
 
 
@@ -247,6 +278,15 @@ class DocumentRow(NamedTuple):
 _ROWS = "SELECT m.id, m.published, m.updated, e.atom, e.rss, e.json, e.li FROM members m JOIN entries e ON e.id = m.id "
 
 
+class PublishedFile(NamedTuple):
+    """A file as the store keeps it for the nodes that mirror it: bytes, gzip (None: none kept), ETag."""
+
+    path: str
+    body: bytes
+    gz: bytes | None
+    etag: str
+
+
 class StoreError(FeedsError):
     """The state database cannot be opened, reached or written, or is from a newer release."""
 
@@ -287,6 +327,30 @@ class PageState:
     last_status: str = ""  # "ok", "not-modified", "enclosure", or the last error
     checked: str = ""  # ISO time of the last fetch
     next_try: str = ""  # ISO time before which a failed page is not asked for again
+
+
+_SOURCE_COLUMNS = (
+    "name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, redirect, gone, entries, "
+    "next_run, last_warning"
+)
+
+
+def _source_state(row: Sequence[Any]) -> SourceState:
+    return SourceState(
+        name=row[0],
+        doc_hash=row[1],
+        etag=row[2],
+        last_modified=row[3],
+        last_attempt=row[4],
+        last_success=row[5],
+        last_error=row[6],
+        failures=row[7],
+        redirect=row[8],
+        gone=bool(row[9]),
+        entries=row[10],
+        next_run=row[11],
+        last_warning=row[12],
+    )
 
 
 _PAGE_COLUMNS = (
@@ -588,11 +652,11 @@ class Store:
         stamp = _iso(now)
         known = dict(self._db.execute("SELECT id, data FROM items WHERE source = ?", (source,)).fetchall())
         rows: list[tuple[str, str, str, str, str, str]] = []
-        seen: list[tuple[str, str]] = []
+        seen: list[str] = []
         for entry in entries:
             data = _payload_text(entry)
             if known.get(entry.id) == data:
-                seen.append((stamp, entry.id))
+                seen.append(entry.id)
             else:
                 rows.append((source, entry.id, data, entry.match_key, stamp, stamp))
         with self.transaction():
@@ -602,9 +666,13 @@ class Store:
                 "last_seen = excluded.last_seen",
                 rows,
             )
-            self._db.executemany(
-                "UPDATE items SET last_seen = ? WHERE source = ? AND id = ?", [(at, source, i) for at, i in seen]
-            )
+            # One statement for the items seen again, not one each: on PostgreSQL each is a round trip.
+            for start in range(0, len(seen), _IN_CHUNK):
+                chunk = seen[start : start + _IN_CHUNK]
+                self._db.execute(
+                    f"UPDATE items SET last_seen = ? WHERE source = ? AND id IN ({', '.join('?' * len(chunk))})",
+                    (stamp, source, *chunk),
+                )
             self._db.executemany(
                 "INSERT INTO dirty (source, id) VALUES (?, ?) ON CONFLICT DO NOTHING", [(r[0], r[1]) for r in rows]
             )
@@ -901,32 +969,14 @@ class Store:
     # -- source state ----------------------------------------------------------------------------
 
     def source(self, name: str) -> SourceState:
-        row = self._db.execute(
-            "SELECT name, doc_hash, etag, last_modified, last_attempt, last_success, last_error, failures, "
-            "redirect, gone, entries, next_run, last_warning FROM sources WHERE name = ?",
-            (name,),
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,)).fetchone()
         if row is None:
             return SourceState(name=name)
-        return SourceState(
-            name=row[0],
-            doc_hash=row[1],
-            etag=row[2],
-            last_modified=row[3],
-            last_attempt=row[4],
-            last_success=row[5],
-            last_error=row[6],
-            failures=row[7],
-            redirect=row[8],
-            gone=bool(row[9]),
-            entries=row[10],
-            next_run=row[11],
-            last_warning=row[12],
-        )
+        return _source_state(row)
 
     def sources(self) -> list[SourceState]:
-        names = [row[0] for row in self._db.execute("SELECT name FROM sources ORDER BY name")]
-        return [self.source(name) for name in names]
+        """Every source the store knows, by name: read at once, not one by one."""
+        return [_source_state(row) for row in self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name")]
 
     def put_source(self, state: SourceState) -> None:
         with self.transaction():
@@ -983,6 +1033,84 @@ class Store:
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""
         return dict(self._db.execute("SELECT path, changed FROM outputs").fetchall())
+
+    # -- published documents, for nodes that share a PostgreSQL store -----------------------------
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """One publisher at a time among the nodes sharing a PostgreSQL store (on SQLite, the state lock does it).
+
+        One lock for the site, not one per feed: every change is in `all` and the site's pages, so
+        publishers would queue for those anyway.
+        """
+        if self._pg is None:
+            yield
+            return
+        self._pg.lock_publishing()
+        try:
+            yield
+        finally:
+            with suppress(StoreError):  # a lost connection took the lock with it
+                self._pg.unlock_publishing()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is PostgreSQL's, which nodes share: output/ then mirrors its documents."""
+        return self._pg is not None
+
+    def has_document(self, path: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM documents WHERE path = ? AND body IS NOT NULL", (path,)).fetchone()
+        return row is not None
+
+    def put_documents(self, writes: Iterable[PublishedFile], drops: Sequence[str], now: datetime) -> set[str]:
+        """Record a pass's files and removals as one change, after the last; return the paths whose bytes changed.
+
+        A dropped directory (a path ending in "/") takes every file under it with it. Nodes that mirror
+        the store apply changes in their order; on PostgreSQL they are told at once (NOTIFY).
+        """
+        modified = int(now.timestamp())
+        changed: set[str] = set()
+        with self.transaction():
+            seq = int(self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM documents").fetchone()[0])
+            for path in drops:
+                if path.endswith("/"):
+                    self._db.execute(
+                        "UPDATE documents SET body = NULL, gz = NULL, etag = '', modified = ?, seq = ? "
+                        "WHERE substr(path, 1, ?) = ? AND body IS NOT NULL",
+                        (modified, seq, len(path), path),
+                    )
+            self._db.executemany(
+                "INSERT INTO documents (path, body, gz, etag, modified, seq) VALUES (?, NULL, NULL, '', ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET body = NULL, gz = NULL, etag = '', modified = excluded.modified, "
+                "seq = excluded.seq",
+                [(path, modified, seq) for path in drops],
+            )
+            batch: list[PublishedFile] = []
+            for file in writes:
+                batch.append(file)
+                if len(batch) == _IN_CHUNK:
+                    changed |= self._put_files(batch, modified, seq)
+                    batch = []
+            changed |= self._put_files(batch, modified, seq)
+            if self._pg is not None and (changed or drops):
+                self._db.execute("SELECT pg_notify('feeds_documents', ?)", (str(seq),))
+        return changed
+
+    def last_change(self) -> tuple[int, int]:
+        """The number and Last-Modified (seconds) of the last change put_documents recorded; (0, 0) for none."""
+        row = self._db.execute("SELECT seq, modified FROM documents ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def _put_files(self, files: Sequence[PublishedFile], modified: int, seq: int) -> set[str]:
+        known = dict(self._select_in("SELECT path, etag FROM documents WHERE path IN ({})", (f.path for f in files)))
+        fresh = [f for f in files if known.get(f.path) != f.etag]
+        self._db.executemany(
+            "INSERT INTO documents (path, body, gz, etag, modified, seq) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET body = excluded.body, gz = excluded.gz, etag = excluded.etag, "
+            "modified = excluded.modified, seq = excluded.seq",
+            [(f.path, f.body, f.gz, f.etag, modified, seq) for f in fresh],
+        )
+        return {f.path for f in fresh}
 
     # -- archives: RFC 5005 pages that never change once full -------------------------------------
 
