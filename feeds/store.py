@@ -19,7 +19,7 @@ from feeds.model import Author, Category, Enclosure, Entry
 if TYPE_CHECKING:
     from feeds.postgres import Connection
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -137,6 +137,28 @@ _MIGRATIONS: tuple[str, ...] = (
         next_try        TEXT NOT NULL DEFAULT ''
     );
     CREATE INDEX pages_by_source ON pages (source);
+    """,
+    # Many nodes on one store: who runs, which node took each source's period, and which polled it last.
+    """
+    CREATE TABLE nodes (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL DEFAULT '',
+        started    TEXT NOT NULL,
+        heartbeat  TEXT NOT NULL
+    );
+    CREATE TABLE claims (
+        source   TEXT NOT NULL,
+        slot     TEXT NOT NULL,
+        node     TEXT NOT NULL,
+        claimed  TEXT NOT NULL,
+        PRIMARY KEY (source, slot)
+    );
+    CREATE INDEX claims_by_time ON claims (claimed);
+    CREATE TABLE polls (
+        source  TEXT PRIMARY KEY,
+        node    TEXT NOT NULL,
+        polled  TEXT NOT NULL
+    );
     """,
 )
 
