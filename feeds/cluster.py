@@ -8,7 +8,8 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import psycopg
 from procrastinate import exceptions as job_errors
 from procrastinate.jobs import Status
 from procrastinate.schema import SchemaManager
+from procrastinate.worker import Worker
 
 from feeds.config import SourceConfig
 from feeds.logfmt import logfmt
@@ -30,6 +32,7 @@ QUEUE = "feeds"
 TASK = "feeds.poll"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JOBS_SCHEMA_LOCK = 0x6A6F6273  # an advisory lock: two nodes starting at once install the job tables once
+_PUBLISH_LOCK = 0x70756273
 _CLAIMS_KEPT = timedelta(days=2)
 T = TypeVar("T")
 
@@ -87,6 +90,7 @@ class Node:
     started: str
     heartbeat: str
     live: bool
+    worker: int  # its procrastinate worker's id; 0 while it has none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,7 +107,7 @@ def read_status(url: str, now: datetime, timing: Timing | None = None) -> Cluste
     timing = timing or Timing.from_environment()
     try:
         with psycopg.connect(url, connect_timeout=CONNECT_SECONDS, autocommit=True) as conn:
-            nodes = conn.execute("SELECT name, url, started, heartbeat FROM nodes ORDER BY name").fetchall()
+            nodes = conn.execute("SELECT name, url, started, heartbeat, worker FROM nodes ORDER BY name").fetchall()
             polls = conn.execute("SELECT source, polled, node FROM polls").fetchall()
             jobs: dict[str, int] = dict.fromkeys(("todo", "doing", "failed"), 0)
             if conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone() == (True,):
@@ -117,8 +121,8 @@ def read_status(url: str, now: datetime, timing: Timing | None = None) -> Cluste
     alive_since = now - timedelta(seconds=timing.stalled)
     return ClusterStatus(
         nodes=tuple(
-            Node(name=n, url=u, started=s, heartbeat=h, live=datetime.fromisoformat(h) >= alive_since)
-            for n, u, s, h in nodes
+            Node(name=n, url=u, started=s, heartbeat=h, live=datetime.fromisoformat(h) >= alive_since, worker=w)
+            for n, u, s, h, w in nodes
         ),
         jobs=jobs,
         polls={source: (polled, node) for source, polled, node in polls},
@@ -169,6 +173,8 @@ class Cluster:
         self._stopped = threading.Event()
         self._failure: BaseException | None = None
         self._failing: set[str] = set()
+        self._worker: Worker | None = None  # the one running: its id in procrastinate_workers goes in `nodes`
+        self._publish_conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._main_thread, name="feeds-jobs", daemon=True)
 
     # -- lifecycle (from the daemon's thread) ------------------------------------------------------
@@ -192,6 +198,8 @@ class Cluster:
         assert stop is not None
         self._loop.call_soon_threadsafe(stop.set)
         self._thread.join()
+        if self._publish_conn is not None:
+            self._publish_conn.close()
 
     def claim(self, source: str, slot: str) -> bool:
         """Claim a source's period for this node and defer its poll; False when another node claimed it first."""
@@ -245,18 +253,21 @@ class Cluster:
     async def _work(self) -> None:
         """procrastinate's worker, started again whenever it stops for a lost connection."""
         while True:
+            worker = Worker(
+                app=self.app,
+                queues=[QUEUE],
+                name=self.node,
+                concurrency=4,
+                install_signal_handlers=False,  # the daemon takes the signals, and stops the worker
+                update_heartbeat_interval=self.timing.heartbeat,
+                stalled_worker_timeout=self.timing.stalled,
+                fetch_job_polling_interval=self.timing.heartbeat,
+                abort_job_polling_interval=self.timing.heartbeat * 4,
+                delete_jobs="successful",
+            )
+            self._worker = worker
             try:
-                await self.app.run_worker_async(
-                    queues=[QUEUE],
-                    name=self.node,
-                    concurrency=4,
-                    install_signal_handlers=False,  # the daemon takes the signals, and stops the worker
-                    update_heartbeat_interval=self.timing.heartbeat,
-                    stalled_worker_timeout=self.timing.stalled,
-                    fetch_job_polling_interval=self.timing.heartbeat,
-                    abort_job_polling_interval=self.timing.heartbeat * 4,
-                    delete_jobs="successful",
-                )
+                await worker.run()  # type: ignore[no-untyped-call]
             except Exception as exc:
                 self._trouble("worker", exc)
             else:
@@ -278,6 +289,8 @@ class Cluster:
         if what in self._failing:
             return
         self._failing.add(what)
+        while isinstance(exc, job_errors.ConnectorException) and exc.__cause__ is not None:
+            exc = exc.__cause__  # procrastinate's "database error." says less than psycopg's own
         reason = _reason(exc) if exc is not None else "lost the connection"
         log.error(logfmt(event="store", result="unreachable", part=what, url=self.shown, error=reason))
 
@@ -289,19 +302,20 @@ class Cluster:
 
     async def _beat_once(self, *, started: bool = False) -> None:
         now = _stamp(datetime.now(UTC))
+        worker = (self._worker.worker_id if self._worker else None) or 0
         async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
             if started:
                 await conn.execute(
-                    "INSERT INTO nodes (name, url, started, heartbeat) VALUES (%s, %s, %s, %s) "
+                    "INSERT INTO nodes (name, url, started, heartbeat, worker) VALUES (%s, %s, %s, %s, 0) "
                     "ON CONFLICT (name) DO UPDATE SET url = excluded.url, started = excluded.started, "
-                    "heartbeat = excluded.heartbeat",
+                    "heartbeat = excluded.heartbeat, worker = 0",
                     (self.node, self.node_url, now, now),
                 )
                 return
             await conn.execute(
-                "INSERT INTO nodes (name, url, started, heartbeat) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET heartbeat = excluded.heartbeat",
-                (self.node, self.node_url, now, now),
+                "INSERT INTO nodes (name, url, started, heartbeat, worker) VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET heartbeat = excluded.heartbeat, worker = excluded.worker",
+                (self.node, self.node_url, now, now, worker),
             )
             # Claims only matter within a period; old ones are dropped so the table stays small.
             await conn.execute("DELETE FROM claims WHERE claimed < %s", (_stamp(datetime.now(UTC) - _CLAIMS_KEPT),))
@@ -343,6 +357,24 @@ class Cluster:
                 "ON CONFLICT (source) DO UPDATE SET node = excluded.node, polled = excluded.polled",
                 (source, self.node, _stamp(datetime.now(UTC))),
             )
+
+    # -- publishing ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """One node publishes at a time: a session lock on a connection of its own, used under the daemon's lock."""
+        try:
+            conn = self._publish_conn
+            if conn is None or conn.closed or conn.broken:
+                conn = self._publish_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_SECONDS)
+            conn.execute("SELECT pg_advisory_lock(%s)", (_PUBLISH_LOCK,))
+        except psycopg.Error as exc:
+            raise StoreError(WHERE, f"cannot take the publishing lock on {self.shown} ({_reason(exc)})") from exc
+        try:
+            yield
+        finally:
+            with suppress(psycopg.Error):  # a lost session has let go of its lock already
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_PUBLISH_LOCK,))
 
     # -- a job, in one of the worker's threads ---------------------------------------------------------
 

@@ -441,7 +441,11 @@ class Daemon:
     def _publish(self, now: datetime) -> None:
         started = time.perf_counter()
         try:
-            files = self._site.publish(now)
+            if self._cluster is None:
+                files = self._site.publish(now)
+            else:
+                with self._cluster.publishing():
+                    files = self._site.publish(now)
         except FeedsError as exc:
             log.error(logfmt(event="write", result="failed", error=str(exc)))
             return

@@ -144,7 +144,8 @@ _MIGRATIONS: tuple[str, ...] = (
         name       TEXT PRIMARY KEY,
         url        TEXT NOT NULL DEFAULT '',
         started    TEXT NOT NULL,
-        heartbeat  TEXT NOT NULL
+        heartbeat  TEXT NOT NULL,
+        worker     INTEGER NOT NULL DEFAULT 0
     );
     CREATE TABLE claims (
         source   TEXT NOT NULL,

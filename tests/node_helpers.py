@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -64,7 +65,8 @@ class Sources:
                 self.send_header("content-type", "text/plain; charset=utf-8")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError):  # the node that asked was killed meanwhile
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

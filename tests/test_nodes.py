@@ -1,0 +1,154 @@
+"""Several `feeds run` nodes on one PostgreSQL store: a source polled once a period, a node killed, the store lost."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import feedparser
+import httpx
+import pg_helpers
+import psycopg
+from daemon_helpers import metric_samples, wait_for
+from node_helpers import ROOT, Node, Sources, config_text, wait_started
+from serve_helpers import free_port
+
+HEARTBEAT = 0.5  # seconds; a node silent for four of them has its running jobs retried by another
+PERIOD = {"every 2s": 2, "every 3s": 3}
+
+
+def running_on(url: str, source: str) -> int:
+    """The procrastinate worker that runs a poll of `source` now; 0 when none does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT worker_id FROM procrastinate_jobs WHERE status = 'doing' AND args ->> 'source' = %s",
+            (source,),
+        ).fetchone()
+    return int(row[0]) if row and row[0] else 0
+
+
+def worker_of(url: str, node: Node) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT worker FROM nodes WHERE url = %s", (f"http://127.0.0.1:{node.port}/",)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_nodes_poll_each_source_once_a_period_and_outlive_a_killed_node_and_a_lost_store(
+    tmp_path: Path, pg_url: str
+) -> None:
+    names = [f"src{i:02d}" for i in range(30)]
+    schedules = {name: "every 2s" if i % 2 == 0 else "every 3s" for i, name in enumerate(names)}
+    sources = Sources(names, delay=0.02)
+    nodes = [Node(name, free_port(), tmp_path / name) for name in ("a", "b", "c")]
+    for node in nodes:
+        node.root.mkdir()
+        node.config.write_text(
+            config_text(
+                port=nodes[0].port,  # the same config on every node but for where it writes
+                store=pg_url,
+                sources=sources,
+                schedules=schedules,
+                out=node.out,
+                state=node.root / "state",
+            ),
+            encoding="utf-8",
+        )
+        node.start(HEARTBEAT)
+    a, b, c = nodes
+    try:
+        wait_started(nodes)
+        wait_for(lambda: all(sources.count(name) for name in names), timeout=30)
+
+        # Once a period across the nodes, not once per node.
+        window = 6.0
+        since = time.monotonic()
+        time.sleep(window)
+        until = time.monotonic()
+        for name in names:
+            periods = math.ceil(window / PERIOD[schedules[name]])
+            count = sources.count(name, since) - sources.count(name, until)
+            assert periods - 1 <= count <= periods + 1, (name, count, periods)
+
+        # New items while the nodes run.
+        added = names[:10]
+        for name in added:
+            sources.add_item(name)
+        since = time.monotonic()
+        wait_for(lambda: all(sources.count(name, since) >= 2 for name in added), timeout=20)
+
+        # A node killed while it polls a slow source: another node retries that poll.
+        slow = names[1]
+        sources.delay[slow] = 8.0
+
+        def slow_poll_on_a_node() -> Node | None:
+            worker = running_on(pg_url, slow)
+            if not worker:
+                return None
+            return next((n for n in (a, b, c) if worker_of(pg_url, n) == worker), None)
+
+        victim = wait_for(slow_poll_on_a_node, timeout=20, every=0.1)
+        asked = sources.count(slow)
+        victim.kill()
+        sources.delay[slow] = 0.02
+        survivors = [n for n in nodes if n is not victim]
+        wait_for(lambda: any(f"event=stalled source={slow} " in n.log() for n in survivors), timeout=20)
+        wait_for(lambda: sources.count(slow) > asked, timeout=20)
+        since = time.monotonic()
+        wait_for(lambda: all(sources.count(name, since) for name in names), timeout=20)
+
+        # The store drops every connection, as a restart of the server would.
+        assert pg_helpers.terminate(pg_url) > 0
+        since = time.monotonic()
+        wait_for(lambda: all(sources.count(name, since) >= 2 for name in names), timeout=30)
+        assert all(n.alive() for n in survivors)
+
+        # What the operator sees: the live nodes, the jobs, who polled what.
+        first = survivors[0]
+        base = f"http://127.0.0.1:{first.port}/"
+
+        def two_live() -> bool:
+            samples = metric_samples(httpx.get(base + "metrics", timeout=10).text)
+            return samples.get(("feeds_nodes", frozenset())) == 2
+
+        wait_for(two_live, timeout=20, every=0.5)
+        samples = metric_samples(httpx.get(base + "metrics", timeout=10).text)
+        beats = {dict(labels)["node"] for name, labels in samples if name == "feeds_node_heartbeat_timestamp_seconds"}
+        assert len(beats) == 3
+        assert ("feeds_jobs", frozenset({("status", "failed")})) in samples
+        page = httpx.get(base + "status", timeout=10).text
+        assert 'id="nodes"' in page and "silent" in page and 'id="polls"' in page
+        status = subprocess.run(
+            [sys.executable, "-m", "feeds", "status", "--config", str(first.config)],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(ROOT), "PATH": "", "FEEDS_HEARTBEAT_SECONDS": str(HEARTBEAT)},
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count(" live ") == 2 and status.stdout.count(" silent ") == 1, status.stdout
+        for name in names:
+            assert any(line.startswith(name + " ") and ":" in line for line in status.stdout.splitlines())
+
+        for node in survivors:
+            assert node.terminate() == 0, node.log()
+    finally:
+        for node in nodes:
+            if node.alive():
+                node.kill()
+        sources.close()
+
+    for node in survivors:
+        text = node.log()
+        assert "Traceback" not in text, text
+        assert "event=stop" in text
+    # Every entry once in the feed last written, whichever node wrote it.
+    written = [n.out / "news.atom" for n in nodes if (n.out / "news.atom").exists()]
+    newest = max(written, key=lambda p: p.stat().st_mtime)
+    parsed = feedparser.parse(newest.read_bytes())
+    titles = [e.title for e in parsed.entries]
+    expected = {f"Item {k} of {name}" for name in names for k in range(1, sources.items[name] + 1)}
+    assert len(titles) == len(set(titles)) == len(expected)
+    assert set(titles) == expected
