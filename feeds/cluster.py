@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import procrastinate
 import psycopg
 from procrastinate import exceptions as job_errors
-from procrastinate.jobs import Status
+from procrastinate.jobs import Job, Status
 from procrastinate.schema import SchemaManager
 from procrastinate.worker import Worker
 
@@ -33,6 +33,7 @@ TASK = "feeds.poll"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JOBS_SCHEMA_LOCK = 0x6A6F6273  # an advisory lock: two nodes starting at once install the job tables once
 _PUBLISH_LOCK = 0x70756273
+_SWEEP_LOCK = 0x73776570
 _CLAIMS_KEPT = timedelta(days=2)
 T = TypeVar("T")
 
@@ -136,6 +137,18 @@ class _QuietSideTasks(logging.Filter):
         return getattr(record, "action", "") != "side_task_failed"
 
 
+class _QuietLostJobs(logging.Filter):
+    """A job another node took over (its worker seemed gone) cannot be marked done by the worker that ran it on:
+    procrastinate leaves that error to asyncio, which prints its traceback. One line says it instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, job_errors.ConnectorException) and TASK in record.getMessage():
+            log.warning(logfmt(event="job", result="taken-over", error=_reason(exc.__cause__ or exc)))
+            return False
+        return True
+
+
 class Cluster:
     """This node's part: a procrastinate worker that runs polls, the claims that defer them, its heartbeat.
 
@@ -165,6 +178,7 @@ class Cluster:
         self._task = self.app.task(name=TASK, queue=QUEUE)(self._run)
         procrastinate_log = logging.getLogger("procrastinate")
         procrastinate_log.addFilter(_QuietSideTasks())
+        logging.getLogger("asyncio").addFilter(_QuietLostJobs())
         if procrastinate_log.level == logging.NOTSET:
             procrastinate_log.setLevel(logging.WARNING)  # a line per job deferred, started and ended is too much
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -321,18 +335,42 @@ class Cluster:
             await conn.execute("DELETE FROM claims WHERE claimed < %s", (_stamp(datetime.now(UTC) - _CLAIMS_KEPT),))
 
     async def _retry_stalled(self) -> None:
-        """Jobs left running by a node that stopped beating: run them again, here or anywhere."""
+        """Jobs left running by a node that stopped beating: run them again, here or anywhere.
+
+        One node at a time looks: two that retried the same job could put it back in the queue a second
+        time while a worker already runs it again.
+        """
         manager = self.app.job_manager
-        for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.timing.stalled):
-            source = job.task_kwargs.get("source", "")
+        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+            taken = await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (_SWEEP_LOCK,))).fetchone()
+            if not taken or not taken[0]:
+                return
             try:
-                await manager.retry_job(job)
-                result = "retried"
-            except job_errors.UniqueViolation:
-                # The source's next poll is already queued, and does what this one would.
-                await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
-                result = "superseded"
-            log.warning(logfmt(event="stalled", source=source, job=job.id, result=result))
+                for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.timing.stalled):
+                    result = await self._retry(job)
+                    source = job.task_kwargs.get("source", "")
+                    log.warning(logfmt(event="stalled", source=source, job=job.id, result=result))
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
+
+    async def _retry(self, job: Job) -> str:
+        """Retry a stalled job; "superseded" when a newer poll of its source is queued in its place."""
+        manager = self.app.job_manager
+        source = str(job.task_kwargs.get("source", ""))
+        try:
+            await manager.retry_job(job)
+            return "retried"
+        except job_errors.UniqueViolation:
+            # The source's next poll is queued already (its queueing lock): this one takes its place.
+            for queued in await manager.list_jobs_async(queue=QUEUE, status="todo", queueing_lock=source):
+                if queued.id is not None:
+                    await manager.cancel_job_by_id_async(queued.id, delete_job=True)
+        try:
+            await manager.retry_job(job)
+            return "retried"
+        except job_errors.UniqueViolation:  # another node queued one again meanwhile: that one does it
+            await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+            return "superseded"
 
     async def _claim(self, source: str, slot: str) -> bool:
         async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
