@@ -8,8 +8,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,7 +31,6 @@ QUEUE = "feeds"
 TASK = "feeds.poll"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JOBS_SCHEMA_LOCK = 0x6A6F6273  # an advisory lock: two nodes starting at once install the job tables once
-_PUBLISH_LOCK = 0x70756273
 _SWEEP_LOCK = 0x73776570
 _CLAIMS_KEPT = timedelta(days=2)
 T = TypeVar("T")
@@ -188,7 +186,6 @@ class Cluster:
         self._failure: BaseException | None = None
         self._failing: set[str] = set()
         self._worker: Worker | None = None  # the one running: its id in procrastinate_workers goes in `nodes`
-        self._publish_conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._main_thread, name="feeds-jobs", daemon=True)
 
     # -- lifecycle (from the daemon's thread) ------------------------------------------------------
@@ -212,8 +209,6 @@ class Cluster:
         assert stop is not None
         self._loop.call_soon_threadsafe(stop.set)
         self._thread.join()
-        if self._publish_conn is not None:
-            self._publish_conn.close()
 
     def claim(self, source: str, slot: str) -> bool:
         """Claim a source's period for this node and defer its poll; False when another node claimed it first."""
@@ -395,24 +390,6 @@ class Cluster:
                 "ON CONFLICT (source) DO UPDATE SET node = excluded.node, polled = excluded.polled",
                 (source, self.node, _stamp(datetime.now(UTC))),
             )
-
-    # -- publishing ---------------------------------------------------------------------------------
-
-    @contextmanager
-    def publishing(self) -> Iterator[None]:
-        """One node publishes at a time: a session lock on a connection of its own, used under the daemon's lock."""
-        try:
-            conn = self._publish_conn
-            if conn is None or conn.closed or conn.broken:
-                conn = self._publish_conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_SECONDS)
-            conn.execute("SELECT pg_advisory_lock(%s)", (_PUBLISH_LOCK,))
-        except psycopg.Error as exc:
-            raise StoreError(WHERE, f"cannot take the publishing lock on {self.shown} ({_reason(exc)})") from exc
-        try:
-            yield
-        finally:
-            with suppress(psycopg.Error):  # a lost session has let go of its lock already
-                conn.execute("SELECT pg_advisory_unlock(%s)", (_PUBLISH_LOCK,))
 
     # -- a job, in one of the worker's threads ---------------------------------------------------------
 

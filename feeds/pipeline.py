@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feeds import __version__, documents, publish
 from feeds.adapters import ADAPTERS
@@ -22,7 +23,11 @@ from feeds.errors import SourceError, SourceWarning
 from feeds.fetch import Fetcher, FetchLimits, FetchResult, SourceGone, Validators, fetch_file, user_agent
 from feeds.follow import Followed, follow, is_due
 from feeds.model import Document, Entry
-from feeds.store import PageState, SourceState, Store
+from feeds.publish import Write
+from feeds.store import PageState, PublishedFile, SourceState, Store
+
+if TYPE_CHECKING:
+    from feeds.mirror import Mirror
 
 log = logging.getLogger("feeds")
 
@@ -311,6 +316,12 @@ class Site:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._store = open_store(config)
+        # On a store that nodes share, output/ is each node's copy of the documents it holds.
+        self.mirror: Mirror | None = None
+        if self._store.shared:
+            from feeds.mirror import Mirror
+
+            self.mirror = Mirror(config.store.url, config.site.output)
 
     def close(self) -> None:
         self._store.close()
@@ -350,31 +361,59 @@ class Site:
         return (
             store.has_work()
             or store.setting(documents.SETTINGS) != documents.settings_fingerprint(config)
-            or not (config.site.output / "index.html").exists()
+            or not self._published()
         )
 
+    def _published(self) -> bool:
+        """Whether the site was ever published: in output/, or in the documents of a shared store."""
+        if self._store.shared:
+            return self._store.has_document("index.html")
+        return (self.config.site.output / "index.html").exists()
+
     def publish(self, now: datetime) -> list[FileReport]:
-        """Publish what changed: update → plan → render → write; each file is written only when its bytes change."""
+        """Publish what changed: update → plan → render → write; each file is written only when its bytes change.
+
+        On a shared store the files are written into the store, one node at a time, and from there
+        into output/ (see feeds.mirror).
+        """
         store, config = self._store, self.config
-        output = config.site.output
-        changes = documents.update(store, config, now)
-        if not (output / "index.html").exists():
-            documents.republish(store, config)
-        plan = documents.plan(store, config)
+        with store.publishing():
+            changes = documents.update(store, config, now)
+            if not self._published():
+                documents.republish(store, config)
+            plan = documents.plan(store, config)
+            reports: list[FileReport] = []
+            # Rendered one document at a time as they are written: a first build's documents never all
+            # wait in memory. Each report is kept as its file passes on to the writer.
+            rendered = (_kept(r, reports) for r in documents.render_plan(store, config, plan, changes))
+            if self.mirror is None:
+                written = self._write(plan, rendered, now)
+            else:
+                written = store.put_documents(map(_stored, rendered), plan.drops, now)
+            # When each file last changed, for the status page: entry pages are too many to list there.
+            changed = (r.path for r in reports if r.path in written and not r.path.startswith("entries/"))
+            store.done(plan.names(), changed, now)
+        if self.mirror is not None:
+            self.mirror.catch_up()  # this node's output/ before it tells hubs or answers that anything changed
+        return [replace(r, written=r.path in written) for r in reports]
+
+    def _write(self, plan: documents.Plan, writes: Iterable[Write], now: datetime) -> set[str]:
+        output = self.config.site.output
         # A pass that died left its temp files where this one is about to write.
         publish.remove_stale_temps(
-            output, now.timestamp() - publish.STALE_TEMP_SECONDS, documents.directories(store, plan)
+            output, now.timestamp() - publish.STALE_TEMP_SECONDS, documents.directories(self._store, plan)
         )
         publish.remove_files(output, plan.drops)
-        reports: list[FileReport] = []
-        # Rendered one document at a time as they are written: a first build's documents never all
-        # wait in memory. Each report is kept as its file passes on to the writer.
-        rendered = documents.render_plan(store, config, plan, changes)
-        written = publish.write_files(output, (_kept(r, reports) for r in rendered))
-        # When each file last changed, for the status page: entry pages are too many to list there.
-        changed = (r.path for r in reports if r.path in written and not r.path.startswith("entries/"))
-        store.done(plan.names(), changed, now)
-        return [replace(r, written=r.path in written) for r in reports]
+        return publish.write_files(output, writes)
+
+
+def _stored(write: publish.Write) -> PublishedFile:
+    return PublishedFile(
+        path=write.name,
+        body=write.data,
+        gz=publish.compress(write.data) if write.gzip else None,
+        etag=publish.entity_tag(write.data),
+    )
 
 
 def _kept(rendered: documents.Rendered, reports: list[FileReport]) -> publish.Write:

@@ -16,6 +16,7 @@ from feeds.store import StoreError
 WHERE = "store.url"  # every error names the config key, never the password
 CONNECT_SECONDS = 10
 _SCHEMA_LOCK = 0x66656564  # an advisory lock: two nodes starting at once migrate one after the other
+_PUBLISH_LOCK = 0x66656565  # held while a node publishes: the site's documents have one writer at a time
 
 
 class Rows(Protocol):
@@ -24,6 +25,11 @@ class Rows(Protocol):
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     def __iter__(self) -> Iterator[Any]: ...
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong with the server, in a few words fit for a one-line message."""
+    return _reason(exc)
 
 
 def shown(url: str) -> str:
@@ -163,6 +169,13 @@ class Connection:
         return spelt
 
     # -- what SQLite keeps in PRAGMAs ----------------------------------------------------------------
+
+    def lock_publishing(self) -> None:
+        """Wait until no other node publishes. Held by this session: a node that dies lets go of it."""
+        self.execute(f"SELECT pg_advisory_lock({_PUBLISH_LOCK})")
+
+    def unlock_publishing(self) -> None:
+        self.execute(f"SELECT pg_advisory_unlock({_PUBLISH_LOCK})")
 
     def lock_schema(self) -> None:
         self.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")

@@ -6,6 +6,7 @@ import collections
 import contextlib
 import errno
 import gzip
+import hashlib
 import itertools
 import os
 import shutil
@@ -25,6 +26,7 @@ class Write:
     name: str
     data: bytes
     gzip: bool = True  # keep a precompressed .gz beside it for the server
+    gz: bytes | None = None  # that .gz's bytes, when they are known already
     durable: bool = True  # flushed to disk before it replaces the old file
 
 
@@ -66,7 +68,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     if made.get(path.rpartition("/")[0]) is None and _holds(path, write.data):
                         # A pass killed between renames leaves a newer .gz beside the old file: compare it.
                         if write.gzip:
-                            packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, None))
+                            packing.append(_Packing(_packed(pool, write), path, write.durable, None))
                         continue
                     tmp, in_place = _stage(path, write.data, made, top, staged, flush if write.durable else None)
                     if not in_place:
@@ -75,7 +77,7 @@ def write_files(root: Path, writes: Iterable[Write]) -> set[str]:
                     if write.gzip:
                         # Same mtime as its file, so a server that serves a .gz only when it is as new, can.
                         mtime = os.stat(tmp).st_mtime_ns
-                        packing.append(_Packing(pool.submit(_compress, write.data), path, write.durable, mtime))
+                        packing.append(_Packing(_packed(pool, write), path, write.durable, mtime))
                 for pack in packing:
                     gz = pack.path + ".gz"
                     packed = pack.packed.result()
@@ -323,6 +325,20 @@ def _compressors() -> int:
     return min(4, cores or 1)
 
 
-def _compress(data: bytes) -> bytes:
+def entity_tag(body: bytes, *, gz: bool = False) -> str:
+    """The ETag a file is served with: from its bytes alone, so every node that holds them gives the same."""
+    # A gzip body's tag is marked too, so it reads apart from the identity tag in logs and caches.
+    return f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}{"-gz" if gz else ""}"'
+
+
+def _packed(pool: ThreadPoolExecutor, write: Write) -> Future[bytes]:
+    if write.gz is None:
+        return pool.submit(compress, write.data)
+    known: Future[bytes] = Future()
+    known.set_result(write.gz)
+    return known
+
+
+def compress(data: bytes) -> bytes:
     # No file name and mtime 0 in the header: the same bytes in give the same .gz out.
     return gzip.compress(data, compresslevel=9, mtime=0)

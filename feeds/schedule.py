@@ -202,6 +202,9 @@ class Daemon:
                 for source in report.sources:
                     self._note_fetch(source, now, None)  # build() does not time sources one by one
             self._note_files(report.files)
+        if self._site.mirror is not None:
+            # The pass above brought output/ up to the shared store; from now on every node's changes follow.
+            self._site.mirror.start()
         self._schedule_all()
         self._scheduler.start()
         if self._cluster is not None:
@@ -225,6 +228,8 @@ class Daemon:
             self._scheduler.shutdown(wait=True)
         self._pinger.close()  # nothing publishes any more; pings still queued are dropped and logged
         self.server.stop()
+        if self._site.mirror is not None:
+            self._site.mirror.stop()
         self._fetcher.close()
         with self._lock:
             self._site.close()
@@ -441,11 +446,7 @@ class Daemon:
     def _publish(self, now: datetime) -> None:
         started = time.perf_counter()
         try:
-            if self._cluster is None:
-                files = self._site.publish(now)
-            else:
-                with self._cluster.publishing():
-                    files = self._site.publish(now)
+            files = self._site.publish(now)
         except FeedsError as exc:
             log.error(logfmt(event="write", result="failed", error=str(exc)))
             return

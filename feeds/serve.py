@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
-import hashlib
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from feeds.errors import FeedsError
 from feeds.model import FEED_SUFFIXES, FORMATS
+from feeds.publish import entity_tag
 
 __all__ = ["DynamicResponse", "ServerThread", "StaticFeeds", "bind_socket", "make_server", "run_server"]
 
@@ -135,13 +135,11 @@ def _read(path: str) -> _File | None:
         if not stat.S_ISREG(st.st_mode):
             return None
         body = f.read()
-    digest = hashlib.blake2b(body, digest_size=16).hexdigest()
     mtime = st.st_mtime_ns // 1_000_000_000
     return _File(
         sig=_sig(st),
         body=body,
-        # A gzip body's tag is marked too, so it reads apart from the identity tag in logs and caches.
-        etag=f'"{digest}{"-gz" if path.endswith(".gz") else ""}"'.encode(),
+        etag=entity_tag(body, gz=path.endswith(".gz")).encode(),
         mtime=mtime,
         last_modified=formatdate(mtime, usegmt=True).encode(),
         length=str(len(body)).encode(),

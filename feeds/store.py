@@ -6,7 +6,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
@@ -19,7 +19,7 @@ from feeds.model import Author, Category, Enclosure, Entry
 if TYPE_CHECKING:
     from feeds.postgres import Connection
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each step takes the schema from version N to N+1; never edit a released step, append one.
 _MIGRATIONS: tuple[str, ...] = (
@@ -138,6 +138,18 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX pages_by_source ON pages (source);
     """,
+    # Published files kept in the store, for nodes that share it: each mirrors them into its own output/.
+    """
+    CREATE TABLE documents (
+        path      TEXT PRIMARY KEY,
+        body      BLOB,
+        gz        BLOB,
+        etag      TEXT NOT NULL DEFAULT '',
+        modified  INTEGER NOT NULL DEFAULT 0,
+        seq       INTEGER NOT NULL
+    );
+    CREATE INDEX documents_by_seq ON documents (seq, path);
+    """,
     # Many nodes on one store: who runs, which node took each source's period, and which polled it last.
     """
     CREATE TABLE nodes (
@@ -216,6 +228,17 @@ _POSTGRESQL_STEPS: dict[int, str] = {
         ON CONFLICT (slug, id) DO NOTHING;
     ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
     """,
+    3: """
+    CREATE TABLE documents (
+        path      TEXT PRIMARY KEY,
+        body      BYTEA,
+        gz        BYTEA,
+        etag      TEXT NOT NULL DEFAULT '',
+        modified  INTEGER NOT NULL DEFAULT 0,
+        seq       INTEGER NOT NULL
+    );
+    CREATE INDEX documents_by_seq ON documents (seq, path);
+    """,
 }
 
 
@@ -273,6 +296,15 @@ _ROWS = (
     "FROM members m JOIN entries e ON e.id = m.id "
 )
 _POSTGRESQL_ROWS = _ROWS.replace("json_extract(e.data, '$.updated')", "e.data::json ->> 'updated'")
+
+
+class PublishedFile(NamedTuple):
+    """A file as the store keeps it for the nodes that mirror it: bytes, gzip (None: none kept), ETag."""
+
+    path: str
+    body: bytes
+    gz: bytes | None
+    etag: str
 
 
 class StoreError(FeedsError):
@@ -1009,6 +1041,79 @@ class Store:
     def output_changes(self) -> dict[str, str]:
         """When each output file last changed (ISO time), for the status page."""
         return dict(self._db.execute("SELECT path, changed FROM outputs").fetchall())
+
+    # -- published documents, for nodes that share a PostgreSQL store -----------------------------
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """One publisher at a time among the nodes sharing a PostgreSQL store (on SQLite, the state lock does it).
+
+        One lock for the site, not one per feed: every change is in `all` and the site's pages, so
+        publishers would queue for those anyway.
+        """
+        if self._pg is None:
+            yield
+            return
+        self._pg.lock_publishing()
+        try:
+            yield
+        finally:
+            with suppress(StoreError):  # a lost connection took the lock with it
+                self._pg.unlock_publishing()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the store is PostgreSQL's, which nodes share: output/ then mirrors its documents."""
+        return self._pg is not None
+
+    def has_document(self, path: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM documents WHERE path = ? AND body IS NOT NULL", (path,)).fetchone()
+        return row is not None
+
+    def put_documents(self, writes: Iterable[PublishedFile], drops: Sequence[str], now: datetime) -> set[str]:
+        """Record a pass's files and removals as one change, after the last; return the paths whose bytes changed.
+
+        A dropped directory (a path ending in "/") takes every file under it with it. Nodes that mirror
+        the store apply changes in their order; on PostgreSQL they are told at once (NOTIFY).
+        """
+        modified = int(now.timestamp())
+        changed: set[str] = set()
+        with self.transaction():
+            seq = int(self._db.execute("SELECT coalesce(max(seq), 0) + 1 FROM documents").fetchone()[0])
+            for path in drops:
+                if path.endswith("/"):
+                    self._db.execute(
+                        "UPDATE documents SET body = NULL, gz = NULL, etag = '', modified = ?, seq = ? "
+                        "WHERE substr(path, 1, ?) = ? AND body IS NOT NULL",
+                        (modified, seq, len(path), path),
+                    )
+            self._db.executemany(
+                "INSERT INTO documents (path, body, gz, etag, modified, seq) VALUES (?, NULL, NULL, '', ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET body = NULL, gz = NULL, etag = '', modified = excluded.modified, "
+                "seq = excluded.seq",
+                [(path, modified, seq) for path in drops],
+            )
+            batch: list[PublishedFile] = []
+            for file in writes:
+                batch.append(file)
+                if len(batch) == _IN_CHUNK:
+                    changed |= self._put_files(batch, modified, seq)
+                    batch = []
+            changed |= self._put_files(batch, modified, seq)
+            if self._pg is not None and (changed or drops):
+                self._db.execute("SELECT pg_notify('feeds_documents', ?)", (str(seq),))
+        return changed
+
+    def _put_files(self, files: Sequence[PublishedFile], modified: int, seq: int) -> set[str]:
+        known = dict(self._select_in("SELECT path, etag FROM documents WHERE path IN ({})", (f.path for f in files)))
+        fresh = [f for f in files if known.get(f.path) != f.etag]
+        self._db.executemany(
+            "INSERT INTO documents (path, body, gz, etag, modified, seq) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (path) DO UPDATE SET body = excluded.body, gz = excluded.gz, etag = excluded.etag, "
+            "modified = excluded.modified, seq = excluded.seq",
+            [(f.path, f.body, f.gz, f.etag, modified, seq) for f in fresh],
+        )
+        return {f.path for f in fresh}
 
     # -- archives: RFC 5005 pages that never change once full -------------------------------------
 

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
@@ -169,14 +170,31 @@ def nginx_server_block(root: Path, port: int) -> str:
     return server.replace("server {", f"server {{\n    listen 127.0.0.1:{port};", 1)
 
 
-class Nginx:
-    """Real nginx in the foreground, in its own prefix, serving `root` on a free loopback port."""
+def nginx_nodes_block(nodes: list[str], port: int) -> str:
+    """deploy/nginx-nodes.conf with its upstream servers and listen line pointed at test addresses."""
+    text = (DEPLOY / "nginx-nodes.conf").read_text(encoding="utf-8")
+    text = text[text.index("upstream feeds_nodes {") :]
+    text, servers = re.subn(r"^\s*server\s+[0-9.:]+[^;]*;\n", "", text, flags=re.M)
+    text, listens = re.subn(r"^(\s*)listen\s+[^;]+;", rf"\1listen 127.0.0.1:{port};", text, count=1, flags=re.M)
+    assert servers >= 2 and listens == 1, "deploy/nginx-nodes.conf lost its upstream servers or listen line"
+    lines = "".join(f"    server {node} max_fails=2 fail_timeout=10s;\n" for node in nodes)
+    return text.replace("upstream feeds_nodes {\n", "upstream feeds_nodes {\n" + lines, 1)
 
-    def __init__(self, root: Path, workdir: Path, *, workers: int = 1) -> None:
+
+class Nginx:
+    """Real nginx in the foreground, in its own prefix, serving `root` on a free loopback port.
+
+    Given `block` (a function of the port), that configuration instead of deploy/nginx.conf's.
+    """
+
+    def __init__(
+        self, root: Path, workdir: Path, *, workers: int = 1, block: Callable[[int], str] | None = None
+    ) -> None:
         self.root = root
         self.workdir = workdir
         self.port = free_port()
         self.workers = workers
+        self.block = block
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -201,7 +219,7 @@ http {{
     sendfile on;  # as in Debian's stock nginx.conf
     tcp_nopush on;
 {temps}
-{nginx_server_block(self.root, self.port)}
+{self.block(self.port) if self.block else nginx_server_block(self.root, self.port)}
 }}
 """
 
