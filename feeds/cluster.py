@@ -169,7 +169,6 @@ class Cluster:
                 min_size=1,
                 max_size=6,
                 kwargs={"connect_timeout": CONNECT_SECONDS},
-                reconnect_timeout=0,  # never give up reconnecting: the server may be away for long
                 name="feeds-jobs",
             )
         )
