@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import feedparser
 import httpx
 import pg_helpers
 import psycopg
-from daemon_helpers import metric_samples, wait_for
+from daemon_helpers import TWO_FILES, TWO_SOURCES, Run, metric_samples, wait_for
 from node_helpers import ROOT, Node, Sources, config_text, wait_started
 from serve_helpers import free_port
 
@@ -184,3 +185,11 @@ def test_every_node_names_a_period_by_the_same_slot(tmp_path: Path) -> None:
     assert cluster.slot(often, fire + timedelta(seconds=300)) == (fire + timedelta(minutes=5)).isoformat()
     cron_fire = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
     assert cluster.slot(daily, cron_fire + timedelta(seconds=40)) == cron_fire.isoformat()
+
+
+def test_a_daemon_without_a_shared_store_shows_no_nodes(start_daemon: Callable[..., Run]) -> None:
+    run = start_daemon(TWO_SOURCES, TWO_FILES)
+    samples = metric_samples(run.get("metrics").text)
+    assert not any(name.startswith(("feeds_nodes", "feeds_jobs", "feeds_node_")) for name, _ in samples)
+    page = run.get("status").text
+    assert 'id="sources"' in page and 'id="nodes"' not in page and 'id="polls"' not in page
