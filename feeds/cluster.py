@@ -9,6 +9,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Coroutine
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -129,20 +130,26 @@ def read_status(url: str, now: datetime, timing: Timing | None = None) -> Cluste
 
 
 class _QuietSideTasks(logging.Filter):
-    """procrastinate logs a lost connection with its traceback; the cluster says it once, in one line."""
+    """procrastinate logs a lost connection with its traceback, in each part; the cluster says it once, in one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return getattr(record, "action", "") != "side_task_failed"
+        exc = record.exc_info[1] if record.exc_info else None
+        lost = isinstance(exc, job_errors.ConnectorException | psycopg.Error)
+        return not lost and getattr(record, "action", "") != "side_task_failed"
 
 
 class _QuietLostJobs(logging.Filter):
-    """A job another node took over (its worker seemed gone) cannot be marked done by the worker that ran it on:
-    procrastinate leaves that error to asyncio, which prints its traceback. One line says it instead."""
+    """A job whose end cannot be recorded (another node took it over, or the server is away): procrastinate
+    leaves that error to asyncio, which prints its traceback. One line says it instead."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, job_errors.ConnectorException) and TASK in record.getMessage():
-            log.warning(logfmt(event="job", result="taken-over", error=_reason(exc.__cause__ or exc)))
+            cause = exc.__cause__ or exc
+            # Not found as running: another node retried it. Otherwise the server was away, and the job stays
+            # marked running until a node finds its worker silent and retries it.
+            result = "taken-over" if isinstance(cause, psycopg.errors.RaiseException) else "unrecorded"
+            log.warning(logfmt(event="job", result=result, error=_reason(cause)))
             return False
         return True
 
@@ -169,13 +176,19 @@ class Cluster:
                 min_size=1,
                 max_size=6,
                 kwargs={"connect_timeout": CONNECT_SECONDS},
+                timeout=CONNECT_SECONDS,  # a statement waits this long for a connection while the server is away
                 name="feeds-jobs",
             )
         )
         self._task = self.app.task(name=TASK, queue=QUEUE)(self._run)
         procrastinate_log = logging.getLogger("procrastinate")
-        procrastinate_log.addFilter(_QuietSideTasks())
+        # A logger's filters see only its own records: each logger procrastinate's worker speaks through.
+        for name in ("procrastinate.worker", f"procrastinate.worker.{node}", "procrastinate.utils"):
+            logging.getLogger(name).addFilter(_QuietSideTasks())
         logging.getLogger("asyncio").addFilter(_QuietLostJobs())
+        pool_log = logging.getLogger("psycopg.pool")
+        if pool_log.level == logging.NOTSET:
+            pool_log.setLevel(logging.ERROR)  # two lines a connection attempt; the node says it once instead
         if procrastinate_log.level == logging.NOTSET:
             procrastinate_log.setLevel(logging.WARNING)  # a line per job deferred, started and ended is too much
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -208,6 +221,10 @@ class Cluster:
         assert stop is not None
         self._loop.call_soon_threadsafe(stop.set)
         self._thread.join()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopped.is_set()
 
     def claim(self, source: str, slot: str) -> bool:
         """Claim a source's period for this node and defer its poll; False when another node claimed it first."""
@@ -259,8 +276,10 @@ class Cluster:
                 log.info(logfmt(event="jobs", result="installed", url=self.shown))
 
     async def _work(self) -> None:
-        """procrastinate's worker, started again whenever it stops for a lost connection."""
-        while True:
+        """procrastinate's worker, started again whenever it stops for a lost connection, until the node stops."""
+        stop = self._stop
+        assert stop is not None
+        while not stop.is_set():
             worker = Worker(
                 app=self.app,
                 queues=[QUEUE],
@@ -277,10 +296,15 @@ class Cluster:
             try:
                 await worker.run()  # type: ignore[no-untyped-call]
             except Exception as exc:
-                self._trouble("worker", exc)
+                # Also when stopping without the server: the worker then cannot unregister, and its
+                # cancellation arrives as that error instead; the loop ends all the same.
+                if not stop.is_set():
+                    self._trouble("worker", exc)
             else:
-                self._trouble("worker", None)  # it stopped itself: a side task (heartbeat, listener) lost the server
-            await asyncio.sleep(self.timing.heartbeat)
+                if not stop.is_set():  # it stopped itself: a side task (heartbeat, listener) lost the server
+                    self._trouble("worker", None)
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.timing.heartbeat)
 
     async def _every(self, seconds: float, what: str, chore: Callable[[], Coroutine[Any, Any, None]]) -> None:
         while True:

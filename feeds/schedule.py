@@ -379,6 +379,8 @@ class Daemon:
         now = datetime.now(UTC)
         try:
             with self._lock:
+                if self._cluster.stopping:
+                    return  # claims that waited for the lock while the node stops: none will run here
                 state = self._site.source(name)
             if self._resting(source, state, now):
                 return

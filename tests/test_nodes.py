@@ -15,7 +15,7 @@ import httpx
 import pg_helpers
 import psycopg
 from daemon_helpers import TWO_FILES, TWO_SOURCES, Run, metric_samples, wait_for
-from node_helpers import ROOT, Node, Sources, config_text, wait_started
+from node_helpers import ROOT, Node, Proxy, Sources, config_text, wait_started
 from serve_helpers import free_port
 
 from feeds import cluster
@@ -193,3 +193,52 @@ def test_a_daemon_without_a_shared_store_shows_no_nodes(start_daemon: Callable[.
     assert not any(name.startswith(("feeds_nodes", "feeds_jobs", "feeds_node_")) for name, _ in samples)
     page = run.get("status").text
     assert 'id="sources"' in page and 'id="nodes"' not in page and 'id="polls"' not in page
+
+
+def test_a_node_outlives_the_store_away_and_stops_cleanly_without_it(tmp_path: Path, pg_url: str) -> None:
+    names = [f"src{i}" for i in range(5)]
+    sources = Sources(names)
+    proxy = Proxy(("127.0.0.1", 5432))
+    database = pg_url.rsplit("/", 1)[1]
+    through = f"postgresql://root:s3cret@127.0.0.1:{proxy.port}/{database}"
+    node = Node("a", free_port(), tmp_path / "a")
+    node.root.mkdir()
+    node.config.write_text(
+        config_text(
+            port=node.port,
+            store=through,
+            sources=sources,
+            schedules=dict.fromkeys(names, "every 2s"),
+            out=node.out,
+            state=node.root / "state",
+        ),
+        encoding="utf-8",
+    )
+    node.start(HEARTBEAT)
+    try:
+        wait_started([node])
+        wait_for(lambda: all(sources.count(name) for name in names), timeout=30)
+        proxy.down()
+
+        def unreachable() -> list[str]:
+            return [line for line in node.log().splitlines() if "event=store result=unreachable" in line]
+
+        wait_for(unreachable, timeout=40)
+        time.sleep(2)
+        assert node.alive()
+        assert all(f"url=postgresql://root@127.0.0.1:{proxy.port}/{database}" in line for line in unreachable())
+        proxy.up()
+        since = time.monotonic()
+        wait_for(lambda: all(sources.count(name, since) >= 2 for name in names), timeout=40)
+        assert "event=store result=back" in node.log()
+        proxy.down()
+        time.sleep(2)
+        assert node.terminate() == 0, node.log()
+    finally:
+        if node.alive():
+            node.kill()
+        proxy.down()
+        sources.close()
+    text = node.log()
+    assert "s3cret" not in text
+    assert "Traceback" not in text, text
