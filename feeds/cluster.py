@@ -198,6 +198,7 @@ class Cluster:
         self._failure: BaseException | None = None
         self._failing: set[str] = set()
         self._worker: Worker | None = None  # the one running: its id in procrastinate_workers goes in `nodes`
+        self._orphans: set[int] = set()  # jobs marked running on it that it did not run, at the last sweep
         self._thread = threading.Thread(target=self._main_thread, name="feeds-jobs", daemon=True)
 
     # -- lifecycle (from the daemon's thread) ------------------------------------------------------
@@ -217,6 +218,8 @@ class Cluster:
         if self._loop is None or self._stopped.is_set():
             return
         self._stopped.set()
+        if not self._thread.is_alive():  # it never started: the server did not answer
+            return
         stop = self._stop
         assert stop is not None
         self._loop.call_soon_threadsafe(stop.set)
@@ -257,7 +260,7 @@ class Cluster:
         work = asyncio.create_task(self._work(), name="worker")
         chores = [
             asyncio.create_task(self._every(self.timing.heartbeat, "heartbeat", self._beat_once), name="heartbeat"),
-            asyncio.create_task(self._every(self.timing.sweep, "stalled jobs", self._retry_stalled), name="sweep"),
+            asyncio.create_task(self._every(self.timing.sweep, "stalled jobs", self._sweep), name="sweep"),
         ]
         await self._stop.wait()
         work.cancel()  # procrastinate then stops its worker gracefully: the running job ends first
@@ -351,6 +354,31 @@ class Cluster:
             )
             # Claims only matter within a period; old ones are dropped so the table stays small.
             await conn.execute("DELETE FROM claims WHERE claimed < %s", (_stamp(datetime.now(UTC) - _CLAIMS_KEPT),))
+
+    async def _sweep(self) -> None:
+        await self._retry_orphans()
+        await self._retry_stalled()
+
+    async def _retry_orphans(self) -> None:
+        """Jobs marked running on this node's worker that it does not run: their end was not recorded (the
+        server was away then). The worker's heartbeat is fresh, so no node would find them stalled, and
+        their source's lock would keep its every later poll waiting. Seen twice in a row, they run again."""
+        worker = self._worker
+        if worker is None or worker.worker_id is None:
+            return
+        running = {context.job.id for context in getattr(worker, "_running_jobs", {}).values()}
+        async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+            cursor = await conn.execute(
+                "SELECT id FROM procrastinate_jobs WHERE status = 'doing' AND worker_id = %s", (worker.worker_id,)
+            )
+            marked = {int(row[0]) for row in await cursor.fetchall()}
+        orphans = marked - running
+        confirmed, self._orphans = orphans & self._orphans, orphans - self._orphans
+        for job_id in confirmed:
+            for job in await self.app.job_manager.list_jobs_async(id=job_id):
+                result = await self._retry(job)
+                source = job.task_kwargs.get("source", "")
+                log.warning(logfmt(event="unrecorded", source=source, job=job_id, result=result))
 
     async def _retry_stalled(self) -> None:
         """Jobs left running by a node that stopped beating: run them again, here or anywhere.
