@@ -234,7 +234,24 @@ def _status(config: Config, args: argparse.Namespace) -> int:
     print(f"\n{'feed':<40} last change (UTC)")
     for name, _count, changed in feeds:
         print(f"{name:<40} {changed}")
+    if config.store.url:
+        _status_nodes(config)
     return EXIT_SOURCE_FAILED if any(error for *_, error, _warning in sources) else EXIT_OK
+
+
+def _status_nodes(config: Config) -> None:
+    """The nodes sharing the store, the poll jobs and which node polled each source."""
+    from feeds.cluster import read_status
+
+    status = read_status(config.store.url, datetime.now(UTC))
+    print(f"\n{'node':<32} {'last heartbeat (UTC)':<26} {'state':<7} url")
+    for node in status.nodes:
+        print(f"{node.name:<32} {node.heartbeat:<26} {'live' if node.live else 'silent':<7} {node.url}")
+    print("\njobs: " + ", ".join(f"{name} {count}" for name, count in sorted(status.jobs.items())))
+    print(f"\n{'source':<24} {'last poll (UTC)':<26} node")
+    for source in config.sources:
+        polled, by = status.polls.get(source.name, ("-", "-"))
+        print(f"{source.name:<24} {polled:<26} {by}")
 
 
 def _reload(config: Config, args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import lxml.html  # type: ignore[import-untyped, unused-ignore]
 from lxml import etree
@@ -16,6 +16,9 @@ from lxml.html import builder as E
 
 from feeds.model import FORMATS, Author, Entry
 from feeds.sanitize import xml_safe
+
+if TYPE_CHECKING:
+    from feeds.cluster import ClusterStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,11 +296,13 @@ def status_html(
     base_url: str,
     sources: Sequence[tuple[str, str, str, str, str, str, str]],
     feeds: Sequence[tuple[str, str, str]],
+    cluster: ClusterStatus | None = None,
 ) -> bytes:
     """The operator's page: every source's last fetch and next run, every feed's size and last change.
 
     `sources` holds a row per source (name, last fetch, result, next run, entries, error, warning) and `feeds`
-    a row per feed file (name, entries, last change), as the daemon gathers them.
+    a row per feed file (name, entries, last change), as the daemon gathers them. With many nodes on one
+    store, `cluster` adds the nodes, the poll jobs and which node polled each source.
     """
     table = E.TABLE(
         E.THEAD(E.TR(*(E.TH(h) for h in ("Source", "Last fetch (UTC)", "Result", "Next run (UTC)", "Entries")))),
@@ -339,10 +344,42 @@ def status_html(
             table,
             E.H2("Feeds"),
             files,
+            *(_cluster_sections(cluster) if cluster is not None else ()),
         ),
         lang="en",
     )
     return html_document(page)
+
+
+def _cluster_sections(cluster: ClusterStatus) -> list[E.HtmlElement]:
+    nodes = E.TABLE(
+        E.THEAD(E.TR(*(E.TH(h) for h in ("Node", "URL", "Started (UTC)", "Last heartbeat (UTC)", "State")))),
+        E.TBODY(
+            *(
+                E.TR(
+                    E.TD(n.name),
+                    E.TD(n.url),
+                    E.TD(_utc(n.started)),
+                    E.TD(_utc(n.heartbeat)),
+                    E.TD("live" if n.live else "silent"),
+                    **{"class": "ok" if n.live else "failing"},
+                )
+                for n in cluster.nodes
+            )
+        ),
+        id="nodes",
+    )
+    jobs = E.P(", ".join(f"{status}: {count}" for status, count in sorted(cluster.jobs.items())), id="jobs")
+    polls = E.TABLE(
+        E.THEAD(E.TR(*(E.TH(h) for h in ("Source", "Last poll (UTC)", "Node")))),
+        E.TBODY(*(E.TR(E.TD(s), E.TD(_utc(when)), E.TD(node)) for s, (when, node) in sorted(cluster.polls.items()))),
+        id="polls",
+    )
+    return [E.H2("Nodes"), nodes, E.H2("Poll jobs"), jobs, E.H2("Polls"), polls]
+
+
+def _utc(stamp: str) -> str:
+    return stamp.replace("T", " ").removesuffix("+00:00")
 
 
 def _result_cell(result: str, warning: str) -> E.HtmlElement:

@@ -11,17 +11,18 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from feeds import __version__, documents, lock, pages, pipeline
+from feeds import __version__, documents, lock, pages, pipeline, store
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, SourceConfig, load
 from feeds.errors import ConfigError, FeedsError
@@ -30,6 +31,9 @@ from feeds.logfmt import logfmt
 from feeds.model import FEED_SUFFIXES
 from feeds.serve import DynamicResponse, ServerThread, StaticFeeds
 from feeds.websub import HubPinger
+
+if TYPE_CHECKING:
+    from feeds import cluster
 
 log = logging.getLogger("feeds")
 
@@ -103,6 +107,36 @@ class _PingCollector(Collector):
         yield family
 
 
+class _ClusterCollector(Collector):
+    """feeds_nodes, feeds_jobs{status} and feeds_node_heartbeat_timestamp_seconds{node}, read from the store."""
+
+    def __init__(self, url: str, timing: cluster.Timing) -> None:
+        self._url = url
+        self._timing = timing
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from feeds import cluster
+
+        try:
+            status = cluster.read_status(self._url, datetime.now(UTC), self._timing)
+        except FeedsError as exc:
+            log.error(logfmt(event="metrics", result="failed", error=str(exc)))
+            return
+        yield GaugeMetricFamily(
+            "feeds_nodes", "Nodes whose heartbeat is recent.", value=sum(n.live for n in status.nodes)
+        )
+        jobs = GaugeMetricFamily("feeds_jobs", "Poll jobs in the shared queue by status.", labels=["status"])
+        for name, count in sorted(status.jobs.items()):
+            jobs.add_metric([name], count)
+        yield jobs
+        beats = GaugeMetricFamily(
+            "feeds_node_heartbeat_timestamp_seconds", "When each node last said it runs.", labels=["node"]
+        )
+        for node in status.nodes:
+            beats.add_metric([node.name], datetime.fromisoformat(node.heartbeat).timestamp())
+        yield beats
+
+
 class Daemon:
     """Keeps every feed fresh on its sources' schedules and serves output/ until stopped."""
 
@@ -141,29 +175,52 @@ class Daemon:
         self.app.add_route("/metrics", self._metrics)
         self.app.add_route("/status", self._status)
         self.server = ServerThread(self.app, host, port)
+        # Many nodes on one store: polls run as jobs any node may take (see feeds/cluster.py).
+        self._cluster: cluster.Cluster | None = None
+        if self.config.store.url:
+            from feeds import cluster  # procrastinate is loaded by nodes that share a store only
+
+            self._cluster = cluster.Cluster(
+                self.config.store.url,
+                node=cluster.node_name(port),
+                node_url=f"http://{host}:{port}/",
+                poll=self._poll_job,
+            )
+            self.metrics.registry.register(_ClusterCollector(self.config.store.url, self._cluster.timing))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
         """Build once, start the scheduler, then the server."""
         self.config.site.output.mkdir(parents=True, exist_ok=True)
-        with self._lock:
-            now = self.clock()
-            report = pipeline.run_pass(self._site, now, fetcher=self._fetcher)
-            for source in report.sources:
-                self._note_fetch(source, now, None)  # build() does not time sources one by one
-        self._note_files(report.files)
+        if self._cluster is not None:
+            self._start_node(self._cluster)
+        else:
+            with self._lock:
+                now = self.clock()
+                report = pipeline.run_pass(self._site, now, fetcher=self._fetcher)
+                for source in report.sources:
+                    self._note_fetch(source, now, None)  # build() does not time sources one by one
+            self._note_files(report.files)
         if self._site.mirror is not None:
             # The pass above brought output/ up to the shared store; from now on every node's changes follow.
             self._site.mirror.start()
         self._schedule_all()
         self._scheduler.start()
+        if self._cluster is not None:
+            # Sources no node polled within their period (a new cluster, or one down for a while) are due now;
+            # two nodes starting together claim the same slots, so each source is polled once.
+            for due in self.config.sources:
+                if self._overdue(due):
+                    self._claim(due.name)
         self._record_next_runs()
         self.server.start()
         log.info(logfmt(event="start", url=self.server.url, sources=len(self.config.sources), version=__version__))
 
     def stop(self) -> None:
         """Let the running job finish its write, then stop serving."""
+        if self._cluster is not None:
+            self._cluster.stop()  # the job it runs ends first; then this node takes no other
         with self._polls:
             self._stopping.set()
             self._polls.wait_for(lambda: self._running_polls == 0)
@@ -240,7 +297,7 @@ class Daemon:
     def _schedule_all(self, first_run: datetime | None = None) -> None:
         for source in self.config.sources:
             self._scheduler.add_job(
-                self._poll,
+                self._poll if self._cluster is None else self._claim,
                 self._trigger(source),
                 args=[source.name],
                 id=source.name,
@@ -249,9 +306,13 @@ class Daemon:
                 **({"next_run_time": first_run} if first_run else {}),
             )
 
-    @staticmethod
-    def _trigger(source: SourceConfig) -> IntervalTrigger | CronTrigger:
+    def _trigger(self, source: SourceConfig) -> IntervalTrigger | CronTrigger:
         schedule = source.schedule
+        if schedule.interval is not None and self._cluster is not None:
+            from feeds import cluster
+
+            # Every node fires at the same moments, so that they all name the period by the same slot.
+            return IntervalTrigger(seconds=schedule.seconds, start_date=cluster.interval_start(source), timezone=UTC)
         if schedule.interval is not None:
             seconds = int(schedule.interval.total_seconds())
             # Spread sources that share a period so they do not all hit the network in the same second.
@@ -292,9 +353,64 @@ class Daemon:
             if self._site.pending():
                 self._publish(now)
             failures = self._site.source(name).failures
-        if report.failed:
-            self._back_off(source, failures)
+        if report.failed and self._cluster is None:
+            self._back_off(source, failures)  # with many nodes, a claim looks at the shared failure count instead
         self._record_next_runs()
+
+    # -- many nodes on one store ----------------------------------------------------------------
+
+    def _start_node(self, node: cluster.Cluster) -> None:
+        """Join the other nodes: start the worker, publish what the store holds and output/ lacks."""
+        node.start()
+        with self._lock:
+            if self._site.pending():
+                self._publish(self.clock())
+
+    def _claim(self, name: str) -> None:
+        """A firing of a source's schedule: defer its poll, unless another node did for this slot or it rests."""
+        if self._stopping.is_set() or self._cluster is None:
+            return
+        from feeds import cluster
+
+        try:
+            source = self.config.source(name)
+        except KeyError:
+            return
+        now = datetime.now(UTC)
+        try:
+            with self._lock:
+                if self._cluster.stopping:
+                    return  # claims that waited for the lock while the node stops: none will run here
+                state = self._site.source(name)
+            if self._resting(source, state, now):
+                return
+            self._cluster.claim(name, cluster.slot(source, now))
+        except FeedsError as exc:
+            log.error(logfmt(event="claim", source=name, result="failed", error=str(exc)))
+        except Exception as exc:  # the store away: the node's event loop logs it once, in one line
+            log.debug(logfmt(event="claim", source=name, result="failed", error=repr(exc)))
+
+    @staticmethod
+    def _resting(source: SourceConfig, state: store.SourceState, now: datetime) -> bool:
+        """Whether a failing source still rests after its last failure, whichever node saw it fail."""
+        if state.failures < 2 or not state.last_attempt:
+            return False
+        rest = backoff(source.schedule.seconds, state.failures)
+        # Half a period's slack: the failure was recorded a moment after the slot it was polled for.
+        return datetime.fromisoformat(state.last_attempt) + rest - timedelta(seconds=source.schedule.seconds / 2) > now
+
+    def _overdue(self, source: SourceConfig) -> bool:
+        with self._lock:
+            last = self._site.source(source.name).last_attempt
+        period = timedelta(seconds=source.schedule.seconds)
+        return not last or datetime.fromisoformat(last) + period <= datetime.now(UTC)
+
+    def _poll_job(self, name: str) -> None:
+        """A poll job from the shared queue: a store that fails is one line, and the next period tries again."""
+        try:
+            self._poll(name)
+        except FeedsError as exc:
+            log.error(logfmt(event="poll", source=name, result="failed", error=str(exc)))
 
     def _note_fetch(self, report: pipeline.SourceReport, now: datetime, seconds: float | None) -> None:
         """Metrics and the `event=fetch` log line of one fetch, the first pass's included."""
@@ -407,12 +523,21 @@ class Daemon:
         )
 
     def _status(self) -> DynamicResponse:
+        nodes = None
+        if self._cluster is not None:
+            from feeds import cluster
+
+            try:
+                nodes = cluster.read_status(self.config.store.url, datetime.now(UTC), self._cluster.timing)
+            except FeedsError as exc:
+                log.error(logfmt(event="status", result="failed", error=str(exc)))
         with self._lock:
             page = pages.status_html(
                 site_title=self.config.site.title,
                 base_url=self.config.site.base_url,
                 sources=source_rows(self.config, self._site),
                 feeds=feed_rows(self._site, self._feed_entries),
+                cluster=nodes,
             )
         return DynamicResponse(
             body=page, headers=(("content-type", "text/html; charset=utf-8"), ("cache-control", "no-store"))

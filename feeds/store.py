@@ -150,10 +150,29 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX documents_by_seq ON documents (seq, path);
     """,
-    # Documents' bytes kept as they are, not compressed again by the database: gzip already is, and the
-    # bodies are written on every change, compressed on the server each time (PostgreSQL's TOAST).
-    # SQLite compresses nothing: no statement.
-    "",
+    # Many nodes on one store: who runs, which node took each source's period, and which polled it last.
+    """
+    CREATE TABLE nodes (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL DEFAULT '',
+        started    TEXT NOT NULL,
+        heartbeat  TEXT NOT NULL,
+        worker     INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE claims (
+        source   TEXT NOT NULL,
+        slot     TEXT NOT NULL,
+        node     TEXT NOT NULL,
+        claimed  TEXT NOT NULL,
+        PRIMARY KEY (source, slot)
+    );
+    CREATE INDEX claims_by_time ON claims (claimed);
+    CREATE TABLE polls (
+        source  TEXT PRIMARY KEY,
+        node    TEXT NOT NULL,
+        polled  TEXT NOT NULL
+    );
+    """,
 )
 
 # PostgreSQL's spelling of the steps whose SQL is SQLite's own (by index in _MIGRATIONS); the others serve both.
@@ -209,6 +228,8 @@ _POSTGRESQL_STEPS: dict[int, str] = {
         ON CONFLICT (slug, id) DO NOTHING;
     ALTER TABLE sources ADD COLUMN last_warning TEXT NOT NULL DEFAULT '';
     """,
+    # The bytes kept as they are, not compressed again by the server on every write (TOAST): the gzip
+    # already is, and SQLite compresses nothing either.
     3: """
     CREATE TABLE documents (
         path      TEXT PRIMARY KEY,
@@ -219,8 +240,6 @@ _POSTGRESQL_STEPS: dict[int, str] = {
         seq       INTEGER NOT NULL
     );
     CREATE INDEX documents_by_seq ON documents (seq, path);
-    """,
-    4: """
     ALTER TABLE documents ALTER COLUMN body SET STORAGE EXTERNAL;
     ALTER TABLE documents ALTER COLUMN gz SET STORAGE EXTERNAL;
     """,
