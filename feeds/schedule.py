@@ -203,7 +203,9 @@ class Daemon:
                     self._note_fetch(source, now, None)  # build() does not time sources one by one
             self._note_files(report.files)
         if self._site.mirror is not None:
-            # The pass above brought output/ up to the shared store; from now on every node's changes follow.
+            # A node answers only once its output/ holds what the store does (a pass that published did
+            # that already; one that had nothing to publish did not); from then on it follows each change.
+            self._site.mirror.catch_up()
             self._site.mirror.start()
         self._schedule_all()
         self._scheduler.start()

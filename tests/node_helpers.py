@@ -91,11 +91,12 @@ class Sources:
         self.server.server_close()
 
 
-def config_text(*, port: int, store: str, sources: Sources, schedules: dict[str, str], out: Path, state: Path) -> str:
+def config_text(*, store: str, sources: Sources, schedules: dict[str, str], out: Path, state: Path) -> str:
+    """Every node's config: the same but for its own output/ and state/, as an operator would copy it."""
     text = f"""
 [site]
 title = "Nodes test"
-base_url = "http://127.0.0.1:{port}/"
+base_url = "https://feeds.example.org/"
 time_zone = "Europe/Zurich"
 entries_per_feed = 500
 output = "{out}"

@@ -59,7 +59,6 @@ def test_nodes_poll_each_source_once_a_period_and_outlive_a_killed_node_and_a_lo
         node.root.mkdir()
         node.config.write_text(
             config_text(
-                port=nodes[0].port,  # the same config on every node but for where it writes
                 store=pg_url,
                 sources=sources,
                 schedules=schedules,
@@ -205,7 +204,6 @@ def test_a_node_outlives_the_store_away_and_stops_cleanly_without_it(tmp_path: P
     node.root.mkdir()
     node.config.write_text(
         config_text(
-            port=node.port,
             store=through,
             sources=sources,
             schedules=dict.fromkeys(names, "every 2s"),
@@ -230,7 +228,7 @@ def test_a_node_outlives_the_store_away_and_stops_cleanly_without_it(tmp_path: P
         proxy.up()
         since = time.monotonic()
         wait_for(lambda: all(sources.count(name, since) >= 2 for name in names), timeout=40)
-        assert "event=store result=back" in node.log()
+        wait_for(lambda: "event=store result=back" in node.log(), timeout=20)  # each part says so when it has
         proxy.down()
         time.sleep(2)
         assert node.terminate() == 0, node.log()
@@ -242,3 +240,51 @@ def test_a_node_outlives_the_store_away_and_stops_cleanly_without_it(tmp_path: P
     text = node.log()
     assert "s3cret" not in text
     assert "Traceback" not in text, text
+
+
+def test_a_node_that_starts_late_answers_only_once_it_holds_what_the_store_does(tmp_path: Path, pg_url: str) -> None:
+    names = [f"src{i}" for i in range(4)]
+    sources = Sources(names)
+    try:
+        first, late = (Node(name, free_port(), tmp_path / name) for name in ("first", "late"))
+        for node in (first, late):
+            node.root.mkdir()
+            node.config.write_text(
+                config_text(
+                    store=pg_url,
+                    sources=sources,
+                    schedules=dict.fromkeys(names, "every 1h"),
+                    out=node.out,
+                    state=node.root / "state",
+                ),
+                encoding="utf-8",
+            )
+        first.start(HEARTBEAT)
+        wait_started([first])
+
+        def all_published() -> bool:
+            feed = first.out / "news.atom"
+            return feed.exists() and all(f"Item 2 of {name}".encode() in feed.read_bytes() for name in names)
+
+        wait_for(all_published, timeout=30)
+        published = (first.out / "news.atom").read_bytes()
+
+        late.start(HEARTBEAT)
+
+        # The first answer the late node gives, as soon as its port takes a connection, is the whole feed.
+        def answer() -> httpx.Response | None:
+            assert late.alive(), late.log()
+            try:
+                return httpx.get(f"http://127.0.0.1:{late.port}/news.atom", timeout=5)
+            except httpx.TransportError:
+                return None
+
+        first_answer = wait_for(answer, timeout=60, every=0.01)
+        assert first_answer.status_code == 200 and first_answer.content == published
+        assert first_answer.headers["etag"] == httpx.get(f"http://127.0.0.1:{first.port}/news.atom").headers["etag"]
+        assert late.terminate() == 0 and first.terminate() == 0
+    finally:
+        for node in (first, late):
+            if node.alive():
+                node.kill()
+        sources.close()
