@@ -364,7 +364,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="poll cycles measured per store (median)")
     parser.add_argument("--server", default="postgresql://root@127.0.0.1:5432/postgres", help="a PostgreSQL to use")
     parser.add_argument("--dir", type=Path, help="where the sites are built (default: a temporary directory)")
-    parser.add_argument("--period", type=int, default=2, help="minutes between the two nodes' cycles (their cron)")
+    parser.add_argument("--period", type=int, default=5, help="minutes between the two nodes' cycles (their cron)")
     args = parser.parse_args()
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))}
