@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from feeds import collate, pages, publish, render
 from feeds.config import Config
@@ -59,7 +60,9 @@ def entry_page_path(entry: Entry) -> str:
 def settings_fingerprint(config: Config) -> str:
     """What placing and rendering entries depends on in the configuration, and the output format's version."""
     placing = [(s.name, s.categories) for s in config.sources]
-    text = repr((render.RENDER_VERSION, config.site, config.categories, placing, poll_seconds(config)))
+    # Where a node writes is no setting of the site: nodes sharing a store each have their own output/ and state/.
+    site = replace(config.site, output=Path(), state=Path())
+    text = repr((render.RENDER_VERSION, site, config.categories, placing, poll_seconds(config)))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

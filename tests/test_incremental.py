@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,15 @@ def test_an_entry_that_cannot_be_rendered_is_left_out_and_the_rest_published(
     assert "refused by the renderer" in caplog.text
     assert next(f for f in report.files if f.path == "all.json").entries == 2
     assert cli.main(["validate", "--config", str(config.path)]) == 0
+
+
+def test_nodes_with_their_own_output_and_state_share_the_settings_fingerprint(
+    make_config: Callable[..., Config], tmp_path: Path
+) -> None:
+    # Nodes sharing a store each write their own output/ and state/; a fingerprint of those would make every
+    # publish of one node republish every item after the other's.
+    config = make_config(BODY, {"africa.txt": listing(*NEWS), "pubs.txt": listing(*PUBLICATIONS)})
+    other = replace(config, site=replace(config.site, output=tmp_path / "b" / "output", state=tmp_path / "b" / "state"))
+    assert documents.settings_fingerprint(other) == documents.settings_fingerprint(config)
+    retitled = replace(config, site=replace(config.site, title="Another title"))
+    assert documents.settings_fingerprint(retitled) != documents.settings_fingerprint(config)
