@@ -22,9 +22,9 @@ from procrastinate.schema import SchemaManager
 from procrastinate.worker import Worker
 
 from feeds.config import SourceConfig
+from feeds.errors import StoreError
 from feeds.logfmt import logfmt
 from feeds.postgres import CONNECT_SECONDS, WHERE, _reason, shown
-from feeds.store import StoreError
 
 log = logging.getLogger("feeds")
 

@@ -48,3 +48,7 @@ class PublishError(FeedsError):
 
 class StateInUse(FeedsError):
     """Another `feeds run` or `feeds build` holds the state directory's lock; `where` is the directory."""
+
+
+class StoreError(FeedsError):
+    """The state database cannot be opened, reached or written, or is from a newer release."""

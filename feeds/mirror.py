@@ -19,10 +19,9 @@ from pathlib import Path
 import psycopg
 
 from feeds import publish
-from feeds.errors import PublishError
+from feeds.errors import PublishError, StoreError
 from feeds.logfmt import logfmt
 from feeds.postgres import CONNECT_SECONDS, WHERE, reason, shown
-from feeds.store import StoreError
 
 log = logging.getLogger("feeds")
 

@@ -11,7 +11,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from feeds.store import StoreError
+from feeds.errors import StoreError
 
 WHERE = "store.url"  # every error names the config key, never the password
 CONNECT_SECONDS = 10

@@ -13,7 +13,7 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from feeds.errors import FeedsError
+from feeds.errors import StoreError
 from feeds.model import Author, Category, Enclosure, Entry
 
 if TYPE_CHECKING:
@@ -304,10 +304,6 @@ class PublishedFile(NamedTuple):
     body: bytes
     gz: bytes | None
     etag: str
-
-
-class StoreError(FeedsError):
-    """The state database cannot be opened, reached or written, or is from a newer release."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from serve_helpers import free_port
 
 from feeds import store as store_module
+from feeds.errors import StoreError
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.store import SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, StoreError, content_hash
+from feeds.store import SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
