@@ -18,12 +18,13 @@ Goal: one node with PostgreSQL takes at most 1.5x the wall time of one node with
 Then two `feeds run` nodes of the checkout (loopback ports, each its own `site.output` and
 `site.state`) share a third database. Every source's schedule is the same cron, every `--period`
 minutes, so at each firing every source is due at once: the nodes claim each source's slot (one of
-them wins), their workers poll, and each poll publishes; the other node's output/ follows the store.
+them wins), their workers poll, and publish jobs publish what the polls recorded; each node's output/
+follows the store.
 The server moves to the next generation a moment before a firing; the cycle runs from the firing
-until the store's `polls` shows every source polled since it and both nodes' output/ hold every
-document the cycle changed, byte for byte. Its wall time is measured, and the CPU each node used
-(user + system, from /proc/<pid>/stat) and the server's (which includes this script's look at `polls`
-every 0.1 s). A cycle longer than the period overlaps the
+until the store's `polls` shows every source polled since it, nothing recorded is left to publish,
+and both nodes' output/ hold every document the cycle changed, byte for byte. Its wall time is
+measured, and the CPU each node used (user + system, from /proc/<pid>/stat) and the server's (which
+includes this script's look at the store every 0.1 s). A cycle longer than the period overlaps the
 next firing; the script says so.
 """
 
@@ -281,12 +282,13 @@ class Nodes:
                 for i, proc in enumerate(self.procs):
                     if proc.poll() is not None:
                         raise SystemExit(f"feeds run (node {i}) ended:\n{self.log(i)[-3000:]}")
-                if self.polled(conn, firing) >= self.sources:
+                if self.polled(conn, firing) >= self.sources and self.published(conn):
                     break
                 if time.perf_counter() - started > self.period * 60 * 4:
                     raise SystemExit(f"the cycle did not end within {self.period * 4} minutes")
                 time.sleep(0.1)
-            # Every poll is noted after it published: what the cycle changed is all in the store now.
+            # Every poll is noted after it recorded, and nothing recorded is left to publish: what the cycle
+            # changed is all in the store now.
             changed = conn.execute("SELECT path, body FROM documents WHERE seq > %s", (seq,)).fetchall()
             split = dict(
                 conn.execute("SELECT node, count(*) FROM polls WHERE polled >= %s GROUP BY node", (since,)).fetchall()
@@ -305,6 +307,12 @@ class Nodes:
             polls={str(node): int(count) for node, count in split.items()},
             late=wall >= self.period * 60,
         )
+
+    @staticmethod
+    def published(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+        """Whether every recorded item is published and every due document written."""
+        row = conn.execute("SELECT EXISTS (SELECT 1 FROM dirty) OR EXISTS (SELECT 1 FROM pending)").fetchone()
+        return row == (False,)
 
     @staticmethod
     def polled(conn: psycopg.Connection[tuple[object, ...]], since: datetime) -> int:

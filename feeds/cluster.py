@@ -30,6 +30,11 @@ log = logging.getLogger("feeds")
 
 QUEUE = "feeds"
 TASK = "feeds.poll"
+PUBLISH = "feeds.publish"
+# The publish job's queueing lock and lock: across the nodes, one publish waits while one runs, and the
+# one waiting takes in every poll recorded until it starts. Polls' locks are their source's name, which
+# has no dot.
+_PUBLISHING = PUBLISH
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JOBS_SCHEMA_LOCK = 0x6A6F6273  # an advisory lock: two nodes starting at once install the job tables once
 _SWEEP_LOCK = 0x73776570
@@ -77,6 +82,13 @@ def slot(source: SourceConfig, now: datetime) -> str:
     else:  # a cron fires on the minute
         due = now.astimezone(UTC).replace(second=0, microsecond=0)
     return due.isoformat(timespec="seconds")
+
+
+def _described(job: Job) -> dict[str, object]:
+    """A job in a log line: a poll by its source, a publish by its name."""
+    if job.task_name == TASK:
+        return {"source": job.task_kwargs.get("source", ""), "job": job.id}
+    return {"task": job.task_name, "job": job.id}
 
 
 def _stamp(now: datetime) -> str:
@@ -144,7 +156,8 @@ class _QuietLostJobs(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, job_errors.ConnectorException) and TASK in record.getMessage():
+        message = record.getMessage()
+        if isinstance(exc, job_errors.ConnectorException) and (TASK in message or PUBLISH in message):
             cause = exc.__cause__ or exc
             # Not found as running: another node retried it. Otherwise the server was away, and the job stays
             # marked running until a node finds its worker silent and retries it.
@@ -155,14 +168,23 @@ class _QuietLostJobs(logging.Filter):
 
 
 class Cluster:
-    """This node's part: a procrastinate worker that runs polls, the claims that defer them, its heartbeat.
+    """This node's part: a procrastinate worker that runs polls and publishes, the claims that defer polls,
+    its heartbeat.
 
     Everything that speaks to PostgreSQL runs on one event loop in a thread of its own; other threads
-    hand it coroutines. `poll(source)` is called in a worker thread for each job.
+    hand it coroutines. `poll(source)` is called in a worker thread for each poll job, and `publish()`
+    for each publish job, which a poll that recorded a change defers (`publish_soon`).
     """
 
     def __init__(
-        self, url: str, *, node: str, node_url: str, poll: Callable[[str], None], timing: Timing | None = None
+        self,
+        url: str,
+        *,
+        node: str,
+        node_url: str,
+        poll: Callable[[str], None],
+        publish: Callable[[], None],
+        timing: Timing | None = None,
     ) -> None:
         self.url = url
         self.shown = shown(url)
@@ -170,6 +192,7 @@ class Cluster:
         self.node_url = node_url
         self.timing = timing or Timing.from_environment()
         self._poll = poll
+        self._publish = publish
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=url,
@@ -181,6 +204,10 @@ class Cluster:
             )
         )
         self._task = self.app.task(name=TASK, queue=QUEUE)(self._run)
+        # Before any poll queued: a burst of polls is published as it goes, not after the last of them.
+        self._publish_task = self.app.task(
+            name=PUBLISH, queue=QUEUE, priority=1, lock=_PUBLISHING, queueing_lock=_PUBLISHING
+        )(self._publish)
         procrastinate_log = logging.getLogger("procrastinate")
         # A logger's filters see only its own records: each logger procrastinate's worker speaks through.
         for name in ("procrastinate.worker", f"procrastinate.worker.{node}", "procrastinate.utils"):
@@ -234,6 +261,19 @@ class Cluster:
         if self._stopped.is_set():
             return False
         return self._call(self._claim(source, slot))
+
+    def publish_soon(self) -> None:
+        """Defer a publish job, unless one is queued already: that one publishes what was recorded until it starts.
+
+        Called from a poll job, while the worker (and so the event loop) waits for it to end. Should the
+        store not take it, what the poll recorded waits in the store for the next publish, by any node.
+        """
+        try:
+            self._call(self._defer_publish())
+        except Exception as exc:
+            self._trouble("publish", exc)
+        else:
+            self._recovered("publish")
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
@@ -377,8 +417,7 @@ class Cluster:
         for job_id in confirmed:
             for job in await self.app.job_manager.list_jobs_async(id=job_id):
                 result = await self._retry(job)
-                source = job.task_kwargs.get("source", "")
-                log.warning(logfmt(event="unrecorded", source=source, job=job_id, result=result))
+                log.warning(logfmt(event="unrecorded", **_described(job), result=result))
 
     async def _retry_stalled(self) -> None:
         """Jobs left running by a node that stopped beating: run them again, here or anywhere.
@@ -394,21 +433,20 @@ class Cluster:
             try:
                 for job in await manager.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=self.timing.stalled):
                     result = await self._retry(job)
-                    source = job.task_kwargs.get("source", "")
-                    log.warning(logfmt(event="stalled", source=source, job=job.id, result=result))
+                    log.warning(logfmt(event="stalled", **_described(job), result=result))
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (_SWEEP_LOCK,))
 
     async def _retry(self, job: Job) -> str:
-        """Retry a stalled job; "superseded" when a newer poll of its source is queued in its place."""
+        """Retry a stalled job; "superseded" when a newer job of its kind (a source's poll, or a publish) is
+        queued in its place."""
         manager = self.app.job_manager
-        source = str(job.task_kwargs.get("source", ""))
         try:
             await manager.retry_job(job)
             return "retried"
         except job_errors.UniqueViolation:
-            # The source's next poll is queued already (its queueing lock): this one takes its place.
-            for queued in await manager.list_jobs_async(queue=QUEUE, status="todo", queueing_lock=source):
+            # The next one is queued already (its queueing lock): this one takes its place.
+            for queued in await manager.list_jobs_async(queue=QUEUE, status="todo", queueing_lock=job.queueing_lock):
                 if queued.id is not None:
                     await manager.cancel_job_by_id_async(queued.id, delete_job=True)
         try:
@@ -433,6 +471,10 @@ class Cluster:
             log.info(logfmt(event="claim", source=source, slot=slot, result="already-queued"))
             return False
         return True
+
+    async def _defer_publish(self) -> None:
+        with suppress(job_errors.AlreadyEnqueued):
+            await self._publish_task.defer_async()
 
     async def _note_poll(self, source: str) -> None:
         async with self.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]

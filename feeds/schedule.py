@@ -185,6 +185,7 @@ class Daemon:
                 node=cluster.node_name(port),
                 node_url=f"http://{host}:{port}/",
                 poll=self._poll_job,
+                publish=self._publish_job,
             )
             self.metrics.registry.register(_ClusterCollector(self.config.store.url, self._cluster.timing))
 
@@ -337,7 +338,12 @@ class Daemon:
                 self._polls.notify_all()
 
     def _poll_once(self, name: str) -> None:
-        """Fetch (outside the lock), then record and publish (inside it)."""
+        """Fetch (outside the lock), then record, then publish (each inside it).
+
+        Recording and publishing take the lock apart, so that polls ending while one publishes record
+        theirs first, and the next publish takes them all in: the polls after it find nothing to do. On
+        many nodes a publish job publishes, for every poll recorded until it starts.
+        """
         try:
             source = self.config.source(name)
         except KeyError:
@@ -352,9 +358,14 @@ class Daemon:
             now = self.clock()
             report = self._site.record(source, fetched, now)
             self._note_fetch(report, now, time.perf_counter() - started)
-            if self._site.pending():
-                self._publish(now)
             failures = self._site.source(name).failures
+        if self._cluster is None:
+            self._publish_job()
+        else:
+            with self._lock:
+                due = self._site.pending()
+            if due:
+                self._cluster.publish_soon()
         if report.failed and self._cluster is None:
             self._back_off(source, failures)  # with many nodes, a claim looks at the shared failure count instead
         self._record_next_runs()
@@ -413,6 +424,12 @@ class Daemon:
             self._poll(name)
         except FeedsError as exc:
             log.error(logfmt(event="poll", source=name, result="failed", error=str(exc)))
+
+    def _publish_job(self) -> None:
+        """Publish what is recorded and not yet published, if anything is."""
+        with self._lock:
+            if self._site.pending():
+                self._publish(self.clock())
 
     def _note_fetch(self, report: pipeline.SourceReport, now: datetime, seconds: float | None) -> None:
         """Metrics and the `event=fetch` log line of one fetch, the first pass's included."""

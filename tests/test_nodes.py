@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +23,7 @@ from serve_helpers import free_port
 from feeds import cluster
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
+from feeds.store import Store
 
 HEARTBEAT = 1.0  # seconds; a node silent for four of them has its running jobs retried by another
 PERIOD = {"every 2s": 2, "every 3s": 3}
@@ -184,6 +187,54 @@ def test_every_node_names_a_period_by_the_same_slot(tmp_path: Path) -> None:
     assert cluster.slot(often, fire + timedelta(seconds=300)) == (fire + timedelta(minutes=5)).isoformat()
     cron_fire = datetime(2026, 3, 1, 6, 30, tzinfo=UTC)
     assert cluster.slot(daily, cron_fire + timedelta(seconds=40)) == cron_fire.isoformat()
+
+
+def test_a_burst_of_polls_is_published_by_a_few_publish_jobs_one_at_a_time(tmp_path: Path, pg_url: str) -> None:
+    Store(tmp_path / "state.db", url=pg_url).close()  # the store's tables: claims, polls, nodes
+    guard = threading.Lock()
+    polled: dict[str, float] = {}
+    published: list[tuple[float, float]] = []  # each publish job's start and end
+
+    def poll(source: str) -> None:
+        time.sleep(0.01)
+        with guard:
+            polled[source] = time.monotonic()
+        node.publish_soon()  # as a poll that recorded a change does
+
+    def publish() -> None:
+        started = time.monotonic()
+        time.sleep(0.3)
+        with guard:
+            published.append((started, time.monotonic()))
+
+    node = cluster.Cluster(
+        pg_url,
+        node="burst:1",
+        node_url="http://127.0.0.1:1/",
+        poll=poll,
+        publish=publish,
+        timing=cluster.Timing(heartbeat=0.5, stalled=2.0, sweep=0.5),
+    )
+    node.start()
+    names = [f"src{i:02d}" for i in range(24)]
+    try:
+        for name in names:
+            assert node.claim(name, "2026-12-01T00:00:00+00:00")
+
+        def all_published() -> bool:
+            with guard:
+                return len(polled) == len(names) and bool(published) and published[-1][0] >= max(polled.values())
+
+        wait_for(all_published, timeout=30)
+        time.sleep(1.0)  # a publish job queued after the last poll's would have started by now
+    finally:
+        node.stop()
+    # Every poll is followed by a publish that started after it; one publish waits at a time, so a burst
+    # takes a few publishes, not one per poll; and never two at once.
+    assert len(published) <= len(names) // 2, published
+    starts = sorted(published)
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(starts)), starts
+    assert starts[-1][0] >= max(polled.values())
 
 
 def test_a_daemon_without_a_shared_store_shows_no_nodes(start_daemon: Callable[..., Run]) -> None:
