@@ -368,7 +368,7 @@ class Daemon:
                 self._cluster.publish_soon()
         if report.failed and self._cluster is None:
             self._back_off(source, failures)  # with many nodes, a claim looks at the shared failure count instead
-        self._record_next_runs()
+        self._record_next_runs(name)
 
     # -- many nodes on one store ----------------------------------------------------------------
 
@@ -513,14 +513,23 @@ class Daemon:
                 )
             )
 
-    def _record_next_runs(self) -> None:
+    def _record_next_runs(self, name: str | None = None) -> None:
+        """Note in the store when schedules fire next, for `feeds status`: one source's, after its poll (the
+        only one that moved), or every source's, at start and reload (their states read in one query)."""
         # Also while stopping: a poll that stop() waits for still records its next run, or `feeds status`
         # would show the run that just happened as the next one. The scheduler is shut down only after it.
         with self._lock:
-            for job in self._scheduler.get_jobs():
+            if name is None:
+                jobs = self._scheduler.get_jobs()
+                known = {state.name: state.next_run for state in self._site.sources()}
+            else:
+                job = self._scheduler.get_job(name)
+                jobs = [job] if job is not None else []
+                known = {name: self._site.source(name).next_run}
+            for job in jobs:
                 # In UTC: a cron job's time is in its source's zone, and the status page shows UTC.
                 stamp = job.next_run_time.astimezone(UTC).isoformat(timespec="seconds") if job.next_run_time else ""
-                if self._site.source(job.id).next_run != stamp:
+                if known.get(job.id) != stamp:
                     self._site.set_next_run(job.id, stamp)
 
     def _max_age(self, path: str) -> int:

@@ -10,12 +10,14 @@ from typing import Any
 
 import feedparser
 import pytest
+from daemon_helpers import TWO_FILES, Run, source
 from lxml import etree, html
 from site_helpers import NOW
 
 from feeds import cli, documents, pipeline, render
 from feeds.adapters import ADAPTERS
 from feeds.config import Config, load
+from feeds.store import Store
 
 
 def listing(*items: tuple[str, str, str, str]) -> str:
@@ -218,3 +220,25 @@ def test_nodes_with_their_own_output_and_state_share_the_settings_fingerprint(
     assert documents.settings_fingerprint(other) == documents.settings_fingerprint(config)
     retitled = replace(config, site=replace(config.site, title="Another title"))
     assert documents.settings_fingerprint(retitled) != documents.settings_fingerprint(config)
+
+
+def test_a_daemons_poll_reads_and_writes_its_own_sources_state_only(
+    start_daemon: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    others = "".join(source(f"pubs-{n}", "pubs.txt", "every 1h") for n in range(30))
+    run = start_daemon(source("news", "news.txt", "every 1h") + others, TWO_FILES)
+    calls: dict[str, int] = {}
+    for name in ("source", "sources", "put_source"):
+        method = getattr(Store, name)
+
+        def counted(self: Store, *args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _method(self, *args)
+
+        monkeypatch.setattr(Store, name, counted)
+    run.append_news()
+    run.daemon._poll("news")
+    assert "Fishers" in (run.root / "output" / "news.atom").read_text(encoding="utf-8")
+    # With 31 sources, not a read or a write per source: a poll's cost follows what it changed.
+    assert calls.get("sources", 0) == 0, calls
+    assert calls["source"] <= 6 and calls["put_source"] <= 2, calls
