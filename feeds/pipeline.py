@@ -230,7 +230,12 @@ def _fetch_following(
 
 def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) -> SourceReport:
     """Parse what a fetch brought into the store and note how the source fared; a failure is recorded, never raised."""
-    state = replace(store.source(source.name), last_attempt=now.isoformat())
+    known: dict[str, str] | None = None  # its items as recorded: read with its state when documents came
+    if fetched.docs is None or fetched.error is not None or fetched.gone:
+        state = store.source(source.name)
+    else:
+        state, known = store.source_items(source.name)
+    state = replace(state, last_attempt=now.isoformat())
     if fetched.gone:
         error = (
             f"{source.name}: gone (the server answered 410 Gone); its entries stay published: remove it from the config"
@@ -264,7 +269,7 @@ def record(store: Store, source: SourceConfig, fetched: Fetched, now: datetime) 
             state = replace(state, etag="", last_modified="")
     # The changed items are recorded dirty: should this pass die before publishing them (killed, a full
     # disk), the next one publishes them, whatever it finds of the sources.
-    changed = store.save_items(source.name, entries, now)
+    changed = store.save_items(source.name, entries, now, known=known)
     error = "\n".join(errors)
     count = len(entries) if entries or not errors else state.entries  # its old entries stay published
     store.put_source(
@@ -343,7 +348,9 @@ class Site:
         return self._store.pages(source.name) if source.follow else None
 
     def record(self, source: SourceConfig, fetched: Fetched, now: datetime) -> SourceReport:
-        with self._store.transaction():  # its items and its state together
+        # Its items and its state together. Lost in a crash of the server, they are fetched and recorded
+        # again: the source's validators and hash went with them.
+        with self._store.transaction(flush=False):
             return record(self._store, source, fetched, now)
 
     def set_next_run(self, name: str, when: str) -> None:

@@ -638,13 +638,23 @@ class Store:
                 pg.set_version(step + 1)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All the writes inside it, or none: one inside another is part of the outer one."""
+    def transaction(self, *, flush: bool = True) -> Iterator[None]:
+        """All the writes inside it, or none: one inside another is part of the outer one.
+
+        `flush=False`, for what a later pass can write again (a poll's record): on PostgreSQL its COMMIT
+        does not wait for the server's disk. A crash of the server may then lose the last such commits,
+        never a part of one, as SQLite's WAL (synchronous=NORMAL) may; a later commit that waits (a
+        publish) writes every earlier one to disk with its own, so nothing published rests on a lost one.
+        """
         if self._db.in_transaction:
             yield
             return
+        if self._pg is not None:
+            with self._pg.transaction(flush=flush):
+                yield
+            return
         try:
-            self._db.execute("BEGIN IMMEDIATE" if self._pg is None else "BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
                 self._db.execute("COMMIT")
@@ -659,13 +669,16 @@ class Store:
 
     # -- source items: what each source said, kept after it falls off the page --------------
 
-    def save_items(self, source: str, entries: Iterable[Entry], now: datetime) -> int:
+    def save_items(
+        self, source: str, entries: Iterable[Entry], now: datetime, *, known: dict[str, str] | None = None
+    ) -> int:
         """Record a source's current items and mark the new and changed ones dirty; return how many those are.
 
-        Items seen before and now absent are kept, as they were.
+        Items seen before and now absent are kept, as they were. `known`: what source_items() read of them.
         """
         stamp = _iso(now)
-        known = dict(self._db.execute("SELECT id, data FROM items WHERE source = ?", (source,)).fetchall())
+        if known is None:
+            known = dict(self._db.execute("SELECT id, data FROM items WHERE source = ?", (source,)).fetchall())
         rows: list[tuple[str, str, str, str, str, str]] = []
         seen: list[str] = []
         for entry in entries:
@@ -988,6 +1001,16 @@ class Store:
         if row is None:
             return SourceState(name=name)
         return _source_state(row)
+
+    def source_items(self, name: str) -> tuple[SourceState, dict[str, str]]:
+        """A source's state and its items' data by id, for recording what it now says.
+
+        Both are asked before either is read: in a transaction on PostgreSQL, one round trip.
+        """
+        state = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
+        items = self._db.execute("SELECT id, data FROM items WHERE source = ?", (name,))
+        row = state.fetchone()
+        return (SourceState(name=name) if row is None else _source_state(row)), dict(items.fetchall())
 
     def sources(self) -> list[SourceState]:
         """Every source the store knows, by name: read at once, not one by one."""

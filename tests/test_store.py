@@ -367,6 +367,22 @@ def test_a_connection_dropped_in_a_transaction_rolls_it_back_and_the_next_one_wo
         assert conn.execute("SELECT name, failures FROM sources").fetchall() == [("a", 3)]
 
 
+def test_a_statement_the_server_refuses_in_a_transaction_keeps_nothing_of_it(pg_url: str, tmp_path: Path) -> None:
+    with Store(tmp_path / "f.db", url=pg_url) as store:
+        # Writes travel with the COMMIT (pipeline mode): the refusal comes at the end, and undoes them all.
+        refused = r"^store\.url: the database at postgresql://root@.* failed"
+        with pytest.raises(StoreError, match=refused), store.transaction(flush=False):
+            store.put_source(SourceState(name="a", failures=1))
+            store.save_items("s", [entry("a")], NOW)
+            store._db.execute("INSERT INTO sources (name) VALUES (?)", ("a",))  # its key is taken
+        assert store.source("a") == SourceState(name="a")
+        assert store.dirty(10) == []
+        with store.transaction():
+            store.put_source(SourceState(name="a", failures=2))
+        assert store.source_items("a") == (SourceState(name="a", failures=2), {})
+        assert store.source_items("s")[1].keys() == set()
+
+
 def test_an_unreachable_server_is_a_clear_error_without_the_password(tmp_path: Path) -> None:
     port = free_port()
     with pytest.raises(StoreError) as raised:
