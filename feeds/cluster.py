@@ -488,6 +488,8 @@ class Cluster:
 
     def _run(self, source: str) -> None:
         self._poll(source)
+        if self._stopped.is_set():  # who polled is not worth waiting for a store that may be away
+            return
         try:
             self._call(self._note_poll(source))
         except Exception as exc:  # the poll itself is recorded; only who made it is not

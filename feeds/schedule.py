@@ -350,11 +350,15 @@ class Daemon:
             return  # removed by a reload while queued
         started = time.perf_counter()
         with self._lock:
+            if self._leaving():
+                return
             state = self._site.source(name)
             pages = self._site.pages(source)
         # Its followed pages too are fetched here, outside the lock: other sources are never kept waiting.
         fetched = pipeline.fetch(source, state, self._fetcher, pages=pages, now=self.clock())
         with self._lock:
+            if self._leaving():
+                return
             now = self.clock()
             report = self._site.record(source, fetched, now)
             self._note_fetch(report, now, time.perf_counter() - started)
@@ -428,8 +432,17 @@ class Daemon:
     def _publish_job(self) -> None:
         """Publish what is recorded and not yet published, if anything is."""
         with self._lock:
-            if self._site.pending():
+            if not self._leaving() and self._site.pending():
                 self._publish(self.clock())
+
+    def _leaving(self) -> bool:
+        """Whether this node stops: the jobs it still runs leave the store alone, and end.
+
+        The store may be what is away; each job would wait for it in turn, under the lock, and the node
+        would take their sum to stop. What they leave is polled again next period, or published by the
+        next publish, on any node.
+        """
+        return self._cluster is not None and self._cluster.stopping
 
     def _note_fetch(self, report: pipeline.SourceReport, now: datetime, seconds: float | None) -> None:
         """Metrics and the `event=fetch` log line of one fetch, the first pass's included."""

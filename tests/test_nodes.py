@@ -51,10 +51,30 @@ def worker_of(url: str, node: Node) -> int:
     return int(row[0]) if row else 0
 
 
+def jobs_and_workers(url: str) -> str:
+    """The queue as the server holds it, to tell why a test waited in vain."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        jobs = conn.execute(
+            "SELECT id, status, worker_id, task_name, args FROM procrastinate_jobs "
+            "WHERE status IN ('todo', 'doing') ORDER BY id"
+        ).fetchall()
+        workers = conn.execute("SELECT id, name, now() - last_heartbeat FROM procrastinate_workers").fetchall()
+    return f"jobs: {jobs}\nworkers: {workers}"
+
+
+def tails(nodes: list[Node]) -> str:
+    """The last of each node's log, without the lines of its HTTP client and scheduler."""
+    parts = []
+    for node in nodes:
+        lines = [line for line in node.log().splitlines() if "httpx" not in line and "apscheduler" not in line]
+        parts.append(f"--- {node.name}\n" + "\n".join(lines)[-4000:])
+    return "\n".join(parts)
+
+
 def test_nodes_poll_each_source_once_a_period_and_outlive_a_killed_node_and_a_lost_store(
     tmp_path: Path, pg_url: str
 ) -> None:
-    names = [f"src{i:02d}" for i in range(30)]
+    names = [f"src{i:02d}" for i in range(50)]
     schedules = {name: "every 2s" if i % 2 == 0 else "every 3s" for i, name in enumerate(names)}
     sources = Sources(names, delay=0.02)
     nodes = [Node(name, free_port(), tmp_path / name) for name in ("a", "b", "c")]
@@ -109,7 +129,10 @@ def test_nodes_poll_each_source_once_a_period_and_outlive_a_killed_node_and_a_lo
         victim.kill()
         sources.delay[slow] = 0.02
         survivors = [n for n in nodes if n is not victim]
-        wait_for(lambda: any(f"event=stalled source={slow} " in n.log() for n in survivors), timeout=20)
+        try:
+            wait_for(lambda: any(f"event=stalled source={slow} " in n.log() for n in survivors), timeout=30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{jobs_and_workers(pg_url)}\n{tails(survivors)}") from None
         lines = [line for n in survivors for line in n.log().splitlines()]
         assert any(f"event=stalled source={slow} " in line and "result=retried" in line for line in lines)
         wait_for(lambda: sources.count(slow) > asked, timeout=20)
