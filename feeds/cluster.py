@@ -30,11 +30,10 @@ log = logging.getLogger("feeds")
 
 QUEUE = "feeds"
 TASK = "feeds.poll"
+# Also the publish job's queueing lock and lock: across the nodes, one publish waits while one runs, and
+# the one waiting takes in every poll recorded until it starts. Polls' locks are their source's name,
+# which has no dot.
 PUBLISH = "feeds.publish"
-# The publish job's queueing lock and lock: across the nodes, one publish waits while one runs, and the
-# one waiting takes in every poll recorded until it starts. Polls' locks are their source's name, which
-# has no dot.
-_PUBLISHING = PUBLISH
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _JOBS_SCHEMA_LOCK = 0x6A6F6273  # an advisory lock: two nodes starting at once install the job tables once
 _SWEEP_LOCK = 0x73776570
@@ -205,9 +204,9 @@ class Cluster:
         )
         self._task = self.app.task(name=TASK, queue=QUEUE)(self._run)
         # Before any poll queued: a burst of polls is published as it goes, not after the last of them.
-        self._publish_task = self.app.task(
-            name=PUBLISH, queue=QUEUE, priority=1, lock=_PUBLISHING, queueing_lock=_PUBLISHING
-        )(self._publish)
+        self._publish_task = self.app.task(name=PUBLISH, queue=QUEUE, priority=1, lock=PUBLISH, queueing_lock=PUBLISH)(
+            self._publish
+        )
         procrastinate_log = logging.getLogger("procrastinate")
         # A logger's filters see only its own records: each logger procrastinate's worker speaks through.
         for name in ("procrastinate.worker", f"procrastinate.worker.{node}", "procrastinate.utils"):

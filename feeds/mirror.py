@@ -21,11 +21,10 @@ import psycopg
 from feeds import publish
 from feeds.errors import PublishError, StoreError
 from feeds.logfmt import logfmt
-from feeds.postgres import CONNECT_SECONDS, WHERE, reason, shown
+from feeds.postgres import CONNECT_SECONDS, DOCUMENTS, WHERE, reason, shown
 
 log = logging.getLogger("feeds")
 
-CHANNEL = "feeds_documents"
 POLL_SECONDS = 5.0  # how often a node looks for changes when no notification came (one may be lost)
 _CHUNK = 200  # documents read and written at a time: a first catch-up never holds the whole site in memory
 
@@ -95,24 +94,21 @@ class Mirror:
         self._output.mkdir(parents=True, exist_ok=True)
         applied = 0
         for rows in self._changes(conn):
-            removed = [path for path, body, _gz, _modified, _seq in rows if body is None]
-            publish.remove_files(self._output, removed)
+            publish.remove_files(self._output, [path for path, body, *_ in rows if body is None])
+            kept = [(path, body, gz, modified) for path, body, gz, modified, _seq in rows if body is not None]
             writes = [
                 publish.Write(path, body, gzip=gz is not None, gz=gz, durable=not path.startswith("entries/"))
-                for path, body, gz, _modified, _seq in rows
-                if body is not None
+                for path, body, gz, _modified in kept
             ]
             publish.write_files(self._output, writes)
-            for write, modified in zip(writes, (m for _p, b, _g, m, _s in rows if b is not None), strict=True):
+            for write, (*_, modified) in zip(writes, kept, strict=True):
                 self._date(write, modified)
             applied += len(rows)
             last = rows[-1]
             self._seq, self._path = last[4], last[0]
         return applied
 
-    def _changes(
-        self, conn: psycopg.Connection[tuple[object, ...]]
-    ) -> Iterator[list[tuple[str, bytes | None, bytes | None, int, int]]]:
+    def _changes(self, conn: psycopg.Connection[tuple[object, ...]]) -> Iterator[list[_Row]]:
         while True:
             after: str
             params: tuple[object, ...]
@@ -120,7 +116,7 @@ class Mirror:
                 after, params = "seq > %s", (self._seq, _CHUNK)
             else:
                 after, params = "(seq, path) > (%s, %s)", (self._seq, self._path, _CHUNK)
-            rows: list[tuple[str, bytes | None, bytes | None, int, int]] = conn.execute(  # type: ignore[assignment]
+            rows: list[_Row] = conn.execute(  # type: ignore[assignment]
                 f"SELECT path, body, gz, modified, seq FROM documents WHERE {after} ORDER BY seq, path LIMIT %s",
                 params,
             ).fetchall()
@@ -156,7 +152,7 @@ class Mirror:
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(self._url, autocommit=True, connect_timeout=CONNECT_SECONDS) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {DOCUMENTS}")
                     if failing:
                         log.info(logfmt(event="mirror", result="reconnected", seq=self._seq))
                         failing = False

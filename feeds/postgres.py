@@ -18,6 +18,7 @@ WHERE = "store.url"  # every error names the config key, never the password
 CONNECT_SECONDS = 10
 _SCHEMA_LOCK = 0x66656564  # an advisory lock: two nodes starting at once migrate one after the other
 _PUBLISH_LOCK = 0x66656565  # held while a node publishes: the site's documents have one writer at a time
+DOCUMENTS = "feeds_documents"  # the channel a change of the published documents is announced on, by its number
 
 
 class Rows(Protocol):
@@ -221,6 +222,10 @@ class Connection:
 
     def unlock_publishing(self) -> None:
         self.execute(f"SELECT pg_advisory_unlock({_PUBLISH_LOCK})")
+
+    def announce(self, seq: int) -> None:
+        """Tell the nodes that follow the documents (feeds.mirror) of change `seq`, once it is committed."""
+        self.execute("SELECT pg_notify(?, ?)", (DOCUMENTS, str(seq)))
 
     def lock_schema(self) -> None:
         self.execute(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")

@@ -213,8 +213,10 @@ class Daemon:
         if self._cluster is not None:
             # Sources no node polled within their period (a new cluster, or one down for a while) are due now;
             # two nodes starting together claim the same slots, so each source is polled once.
+            with self._lock:
+                known = {state.name: state for state in self._site.sources()}  # one query, not one a source
             for due in self.config.sources:
-                if self._overdue(due):
+                if self._overdue(due, known.get(due.name)):
                     self._claim(due.name)
         self._record_next_runs()
         self.server.start()
@@ -379,9 +381,7 @@ class Daemon:
     def _start_node(self, node: cluster.Cluster) -> None:
         """Join the other nodes: start the worker, publish what the store holds and output/ lacks."""
         node.start()
-        with self._lock:
-            if self._site.pending():
-                self._publish(self.clock())
+        self._publish_job()
 
     def _claim(self, name: str) -> None:
         """A firing of a source's schedule: defer its poll, unless another node did for this slot or it rests."""
@@ -396,7 +396,7 @@ class Daemon:
         now = datetime.now(UTC)
         try:
             with self._lock:
-                if self._cluster.stopping:
+                if self._leaving():
                     return  # claims that waited for the lock while the node stops: none will run here
                 state = self._site.source(name)
             if self._resting(source, state, now):
@@ -416,9 +416,9 @@ class Daemon:
         # Half a period's slack: the failure was recorded a moment after the slot it was polled for.
         return datetime.fromisoformat(state.last_attempt) + rest - timedelta(seconds=source.schedule.seconds / 2) > now
 
-    def _overdue(self, source: SourceConfig) -> bool:
-        with self._lock:
-            last = self._site.source(source.name).last_attempt
+    @staticmethod
+    def _overdue(source: SourceConfig, state: store.SourceState | None) -> bool:
+        last = state.last_attempt if state is not None else ""
         period = timedelta(seconds=source.schedule.seconds)
         return not last or datetime.fromisoformat(last) + period <= datetime.now(UTC)
 

@@ -1131,7 +1131,7 @@ class Store:
                     batch = []
             changed |= self._put_files(batch, modified, seq)
             if self._pg is not None and (changed or drops):
-                self._db.execute("SELECT pg_notify('feeds_documents', ?)", (str(seq),))
+                self._pg.announce(seq)
         return changed
 
     def last_change(self) -> tuple[int, int]:

@@ -137,6 +137,12 @@ class Node:
     def out(self) -> Path:
         return self.root / "output"
 
+    def write_config(self, *, store: str, sources: Sources, schedules: dict[str, str]) -> None:
+        """Its own directory and config: the cluster's, with its own output/ and state/."""
+        self.root.mkdir()
+        text = config_text(store=store, sources=sources, schedules=schedules, out=self.out, state=self.root / "state")
+        self.config.write_text(text, encoding="utf-8")
+
     def start(self, heartbeat: float) -> None:
         env = {
             **os.environ,

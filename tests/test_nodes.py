@@ -17,7 +17,7 @@ import httpx
 import pg_helpers
 import psycopg
 from daemon_helpers import TWO_FILES, TWO_SOURCES, Run, metric_samples, wait_for
-from node_helpers import ROOT, Node, Proxy, Sources, config_text, wait_started
+from node_helpers import ROOT, Node, Proxy, Sources, wait_started
 from serve_helpers import free_port
 
 from feeds import cluster
@@ -86,17 +86,7 @@ def test_nodes_poll_each_source_once_a_period_and_outlive_a_killed_node_and_a_lo
     sources = Sources(names, delay=0.02)
     nodes = [Node(name, free_port(), tmp_path / name) for name in ("a", "b", "c")]
     for node in nodes:
-        node.root.mkdir()
-        node.config.write_text(
-            config_text(
-                store=pg_url,
-                sources=sources,
-                schedules=schedules,
-                out=node.out,
-                state=node.root / "state",
-            ),
-            encoding="utf-8",
-        )
+        node.write_config(store=pg_url, sources=sources, schedules=schedules)
         node.start(HEARTBEAT)
     a, b, c = nodes
     try:
@@ -282,17 +272,7 @@ def test_a_node_outlives_the_store_away_and_stops_cleanly_without_it(tmp_path: P
     database = pg_url.rsplit("/", 1)[1]
     through = f"postgresql://root:s3cret@127.0.0.1:{proxy.port}/{database}"
     node = Node("a", free_port(), tmp_path / "a")
-    node.root.mkdir()
-    node.config.write_text(
-        config_text(
-            store=through,
-            sources=sources,
-            schedules=dict.fromkeys(names, "every 2s"),
-            out=node.out,
-            state=node.root / "state",
-        ),
-        encoding="utf-8",
-    )
+    node.write_config(store=through, sources=sources, schedules=dict.fromkeys(names, "every 2s"))
     node.start(HEARTBEAT)
     try:
         wait_started([node])
@@ -329,17 +309,7 @@ def test_a_node_that_starts_late_answers_only_once_it_holds_what_the_store_does(
     try:
         first, late = (Node(name, free_port(), tmp_path / name) for name in ("first", "late"))
         for node in (first, late):
-            node.root.mkdir()
-            node.config.write_text(
-                config_text(
-                    store=pg_url,
-                    sources=sources,
-                    schedules=dict.fromkeys(names, "every 1h"),
-                    out=node.out,
-                    state=node.root / "state",
-                ),
-                encoding="utf-8",
-            )
+            node.write_config(store=pg_url, sources=sources, schedules=dict.fromkeys(names, "every 1h"))
         first.start(HEARTBEAT)
         wait_started([first])
 
