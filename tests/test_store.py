@@ -22,7 +22,7 @@ from serve_helpers import free_port
 from feeds import store as store_module
 from feeds.errors import StoreError
 from feeds.model import Author, Category, Enclosure, Entry
-from feeds.store import SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, content_hash
+from feeds.store import PAGE_SIZE, SCHEMA_VERSION, Member, PageState, Published, SourceState, Store, content_hash
 
 ZURICH = ZoneInfo("Europe/Zurich")
 DAY = datetime(2021, 12, 17, tzinfo=ZURICH)
@@ -265,6 +265,23 @@ def test_groups_follow_ids_and_match_keys_across_sources(new_store: Callable[[],
     assert sorted((source, e.id) for source, e, _ in group) == sorted(
         [("s", listed.id), ("p", page.id), ("other", again.id)]
     )
+
+
+def test_a_new_sqlite_store_has_pages_an_entry_fits_in_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    Store(tmp_path / "new.db").close()
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("PRAGMA journal_mode = WAL")
+    old.executescript(store_module._MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    old.close()
+    with Store(tmp_path / "old.db") as store:
+        assert store.integrity_check() == "ok"
+    sizes = {
+        name: sqlite3.connect(tmp_path / name).execute("PRAGMA page_size").fetchone()[0]
+        for name in ("new.db", "old.db")
+    }
+    # An entry's row (its text and its fragments in three formats) is about 4 KiB: it fits in one page.
+    assert sizes == {"new.db": PAGE_SIZE, "old.db": 4096}
 
 
 def test_a_database_of_schema_1_is_migrated_and_republished(tmp_path: Path) -> None:
