@@ -226,9 +226,14 @@ def _bullet_text(line: Line) -> str | None:
 _BULLET_FIRST = "•◦▪‣·*-"
 
 
-def _item_like(line: Line) -> bool:
-    """Whether a line looks like an item or an item's date: dated, numbered or bulleted."""
-    if _bullet_text(line) is not None or _date_texts(line) is not None:
+def _item_like(line: Line, dated: bool | None = None) -> bool:
+    """Whether a line looks like an item or an item's date: dated, numbered or bulleted.
+
+    `dated`: whether it is a date line (_date_texts), when the caller knows already.
+    """
+    if dated is None:
+        dated = _date_texts(line) is not None
+    if dated or _bullet_text(line) is not None:
         return True
     marker = _MARKER.match(line.text)
     return marker is not None and int(marker[1]) <= _FIRST_MAX
@@ -377,8 +382,10 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
     lines = [line for line in lines if not (_is_credit(line) or _is_more(line) or _is_pager(line))]
     found: tuple[int, datetime, str, str] | None = None
     bad: tuple[Line, str] | None = None
+    dated: list[bool] = []  # of the lines looked at, up to the date's: which are date lines
     for index, line in enumerate(lines):
         candidate = _date_texts(line)
+        dated.append(candidate is not None)
         if candidate is None:
             continue
         texts, label, place = candidate
@@ -430,7 +437,11 @@ def _read_item(number: int, lines: list[Line], tz: tzinfo) -> _Item | _Undated:
     summary = " ".join([line.text for line in _before_next_list(after)])
     if place:  # a dateline: "Vientiane, Lao People's Democratic Republic — The workshop …"
         summary = f"{place} — {summary}" if summary else place
-    unread = tuple(line.number for position, line in enumerate(lines) if position != index and _item_like(line))
+    unread = tuple(
+        line.number
+        for position, line in enumerate(lines)
+        if position != index and _item_like(line, dated[position] if position < len(dated) else None)
+    )
     return _Item(title=title, published=published, label=label or date_label, summary=summary, link=link, unread=unread)
 
 
