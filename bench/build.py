@@ -1,6 +1,6 @@
 """Benchmark the build: a full build, an unchanged rebuild and feedgen alone, in one run.
 
-Run: taskset -c 0 python bench/build.py [--entries 10000] [--categories 20] [--runs 3] [--dir DIR]
+Run: taskset -c 0 python bench/build.py [--entries 10000] [--categories 20] [--runs 5] [--dir DIR]
 
 Synthetic listing sources (plain text, as the `listing` adapter reads them) hold the entries,
 spread over the categories by type label; every feed is uncapped so each entry is rendered in its
@@ -99,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--categories", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=3, help="full builds, each paired with feedgen alone (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="full builds, each paired with feedgen alone (default 5)")
     parser.add_argument(
         "--dir",
         type=Path,
