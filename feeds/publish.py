@@ -340,11 +340,11 @@ def _packed(pool: ThreadPoolExecutor, write: Write) -> Future[bytes]:
     return known
 
 
+_GZIP_WBITS = 31  # deflate's largest window, in a gzip header and trailer
+
+
 def compress(data: bytes) -> bytes:
     """The .gz of a file: the same bytes in give the same .gz out (no file name, mtime 0 in the header)."""
     # zlib-ng at its level 6, not zlib at 9: a feed is compressed again on every change of it, and
     # on feed XML this takes about a third of the time for files a few percent larger.
     return zlib_ng.compress(data, 6, wbits=_GZIP_WBITS)
-
-
-_GZIP_WBITS = 31  # deflate's largest window, in a gzip header and trailer

@@ -369,6 +369,12 @@ def _source_state(row: Sequence[Any]) -> SourceState:
     )
 
 
+def _stored_state(name: str, rows: Any) -> SourceState:
+    """A source's state from the answer to a query of its row: a new source has none yet."""
+    row = rows.fetchone()
+    return SourceState(name=name) if row is None else _source_state(row)
+
+
 _PAGE_COLUMNS = (
     "url, source, item_digest, etag, last_modified, digest, extracted, content_type, content_length, failures, "
     "last_status, checked, next_try"
@@ -1004,10 +1010,7 @@ class Store:
     # -- source state ----------------------------------------------------------------------------
 
     def source(self, name: str) -> SourceState:
-        row = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            return SourceState(name=name)
-        return _source_state(row)
+        return _stored_state(name, self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,)))
 
     def source_items(self, name: str) -> tuple[SourceState, dict[str, str]]:
         """A source's state and its items' data by id, for recording what it now says.
@@ -1016,8 +1019,7 @@ class Store:
         """
         state = self._db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
         items = self._db.execute("SELECT id, data FROM items WHERE source = ?", (name,))
-        row = state.fetchone()
-        return (SourceState(name=name) if row is None else _source_state(row)), dict(items.fetchall())
+        return _stored_state(name, state), dict(items.fetchall())
 
     def sources(self) -> list[SourceState]:
         """Every source the store knows, by name: read at once, not one by one."""
