@@ -216,20 +216,18 @@ def _rendered(entries: Sequence[Entry], keys: dict[str, str], own: dict[str, str
 
 
 def _render_all(entries: Sequence[Entry], keys: dict[str, str], own: dict[str, str], base_url: str) -> list[Published]:
-    shared = render.Shared()
-    atom = shared.fragments("atom", base_url, entries, "entries")
-    rss = shared.fragments("rss", base_url, entries, "entries")
+    fragments = render.entry_fragments(entries, base_url, "entries")
     return [
         Published(
             entry=entry,
             page=own.get(entry.id, ""),
             render_key=keys[entry.id],
-            atom=a,
-            rss=r,
-            json=shared.json_item(entry),
+            atom=f.atom,
+            rss=f.rss,
+            json=f.json,
             li=pages.entry_item(_page_entry(entry)),
         )
-        for entry, a, r in zip(entries, atom, rss, strict=True)
+        for entry, f in zip(entries, fragments, strict=True)
     ]
 
 

@@ -94,8 +94,6 @@ class _Attachment(NamedTuple):
 
 
 class _Item(NamedTuple):
-    # Held, so a pass can key its caches by the identity of the entry (Shared).
-    entry: Entry
     id: str
     title: str
     link: str
@@ -153,7 +151,6 @@ def _tags(tags: tuple[str, ...], categories: tuple[tuple[str, str], ...]) -> tup
 def _item(entry: Entry) -> _Item:
     categories = tuple(c for c in map(_category, entry.categories) if c is not None) if entry.categories else ()
     return _Item(
-        entry,
         clean(entry.id),
         clean(entry.title).strip() or _UNTITLED,
         clean(entry.link).strip(),
@@ -331,69 +328,40 @@ def _splice(envelope: bytes, closing: bytes, fragments: Sequence[bytes]) -> byte
     return b"".join((envelope[:at], *fragments, envelope[at:]))
 
 
-class Shared:
-    """What rendering one entry yields, kept for every feed of a pass that shows it.
+class Fragments(NamedTuple):
+    """What one entry renders as: its lines in Atom and in RSS documents (pretty-printed), its JSON Feed line."""
 
-    Pass one to each render_* call of a pass; a new pass needs a new one, since entries change
-    between passes. Without one, every call renders its entries afresh.
+    atom: bytes
+    rss: bytes
+    json: bytes
+
+
+def entry_fragments(entries: Sequence[Entry], base_url: str, where: str) -> list[Fragments]:
+    """Each entry's fragments in every format, built through feedgen (Atom and RSS from one feedgen entry).
+
+    A document is its envelope with its entries' fragments spliced in (atom_document, rss_document,
+    json_document), so an entry is rendered once however many feeds and passes show it. `where` names
+    the document or batch in a RenderError.
     """
-
-    def __init__(self) -> None:
-        # Keyed by identity: a pass hands the same Entry object to every feed it is in, and hashing
-        # a whole entry by value cost more than cleaning it again. Whatever is kept of an entry is
-        # made from its item, and the item holds the entry, so its identity cannot be reused for
-        # another while the cache lives.
-        self._items: dict[int, _Item] = {}
-        self._fragments: dict[str, dict[int, tuple[bytes, bytes]]] = {}  # base URL: entry: (Atom, RSS)
-        self._json: dict[int, bytes] = {}  # entry: its line in a JSON Feed's items, UTF-8
-
-    def item(self, entry: Entry) -> _Item:
-        item = self._items.get(id(entry))
-        if item is None:
-            item = self._items[id(entry)] = _item(entry)
-        return item
-
-    def fragments(self, fmt: str, base_url: str, entries: Sequence[Entry], where: str) -> list[bytes]:
-        """The entries' serialized elements in `fmt` ("atom" or "rss"), each built through feedgen once per pass.
-
-        An entry is built in both formats at once, from one feedgen entry: what they share is set once.
-        """
-        cache = self._fragments.setdefault(base_url, {})
-        todo = list({id(e): e for e in entries if id(e) not in cache}.values())
-        # In batches, so that a long feed's built elements are not all held at once.
-        for start in range(0, len(todo), _BATCH):
-            self._build(cache, base_url, todo[start : start + _BATCH], where)
-        at = 0 if fmt == "atom" else 1
-        return [cache[id(e)][at] for e in entries]
-
-    def _build(self, cache: dict[int, tuple[bytes, bytes]], base_url: str, batch: list[Entry], where: str) -> None:
-        built = [self._elements(base_url, entry, where) for entry in batch]
+    out: list[Fragments] = []
+    # In batches: one serialization serves a batch, and a long feed's built elements are not all held at once.
+    for start in range(0, len(entries), _BATCH):
+        items = [_item(entry) for entry in entries[start : start + _BATCH]]
+        built = [_elements(item, base_url, where) for item in items]
         try:
-            pairs = _serialized(built)
+            atom = _serialize([pair[0] for pair in built], "atom")
+            rss = _serialize([pair[1] for pair in built], "rss")
         except (ValueError, TypeError, UnicodeError) as exc:
             raise RenderError(where, str(exc)) from exc
-        # Cached only once built: an entry that fails, fails in every feed it is in.
-        for entry, pair in zip(batch, pairs, strict=True):
-            cache[id(entry)] = pair
-
-    def _elements(self, base_url: str, entry: Entry, where: str) -> tuple[Any, Any]:
-        try:
-            return _build(self.item(entry), base_url)
-        except (ValueError, TypeError, UnicodeError) as exc:
-            raise RenderError(where, f"entry {entry.id}: {exc}") from exc
-
-    def json_item(self, entry: Entry) -> bytes:
-        line = self._json.get(id(entry))
-        if line is None:
-            line = self._json[id(entry)] = _json_line(self.item(entry))
-        return line
+        out += [Fragments(a, r, _json_line(item)) for item, a, r in zip(items, atom, rss, strict=True)]
+    return out
 
 
-def _serialized(built: Sequence[tuple[Any, Any]]) -> list[tuple[bytes, bytes]]:
-    """Built entries' (Atom, RSS) elements as the (Atom, RSS) bytes each takes in its documents."""
-    atom = _serialize([pair[0] for pair in built], "atom")
-    rss = _serialize([pair[1] for pair in built], "rss")
-    return list(zip(atom, rss, strict=True))
+def _elements(item: _Item, base_url: str, where: str) -> tuple[Any, Any]:
+    try:
+        return _build(item, base_url)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise RenderError(where, f"entry {item.id}: {exc}") from exc
 
 
 def _generator(*, atom: bool) -> _FgFeed:
@@ -480,14 +448,14 @@ def _build(item: _Item, base_url: str) -> tuple[Any, Any]:
 # --- Atom -----------------------------------------------------------------------------------------
 
 
-def render_atom(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
+def render_atom(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """An Atom 1.0 document of `entries`, in the given order."""
-    fragments = (shared or Shared()).fragments("atom", meta.base_url, entries, f"{meta.slug}{ATOM.suffix}")
-    return atom_document(meta, fragments)
+    fragments = entry_fragments(entries, meta.base_url, f"{meta.slug}{ATOM.suffix}")
+    return atom_document(meta, [f.atom for f in fragments])
 
 
 def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
-    """An Atom 1.0 document of entries already rendered (Shared.fragments), in the given order."""
+    """An Atom 1.0 document of entries already rendered (their `Fragments.atom`), in the given order."""
     where = f"{meta.slug}{ATOM.suffix}"
     gen = _generator(atom=True)
     title = clean(meta.title).strip() or meta.slug
@@ -520,13 +488,14 @@ def atom_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
 # --- RSS ------------------------------------------------------------------------------------------
 
 
-def render_rss(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
+def render_rss(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """An RSS 2.0 document of `entries`, in the given order, with Dublin Core creators."""
-    return rss_document(meta, (shared or Shared()).fragments("rss", meta.base_url, entries, f"{meta.slug}{RSS.suffix}"))
+    fragments = entry_fragments(entries, meta.base_url, f"{meta.slug}{RSS.suffix}")
+    return rss_document(meta, [f.rss for f in fragments])
 
 
 def rss_document(meta: FeedMeta, fragments: Sequence[bytes]) -> bytes:
-    """An RSS 2.0 document of items already rendered (Shared.fragments), in the given order."""
+    """An RSS 2.0 document of items already rendered (their `Fragments.rss`), in the given order."""
     where = f"{meta.slug}{RSS.suffix}"
     gen = _generator(atom=False)
     title = clean(meta.title).strip() or meta.slug
@@ -601,14 +570,13 @@ def _json_item(item: _Item) -> dict[str, object]:
     return out
 
 
-def render_json(meta: FeedMeta, entries: Sequence[Entry], shared: Shared | None = None) -> bytes:
+def render_json(meta: FeedMeta, entries: Sequence[Entry]) -> bytes:
     """A JSON Feed 1.1 document of `entries`, in the given order."""
-    shared = shared or Shared()
-    return json_document(meta, [shared.json_item(e) for e in entries])
+    return json_document(meta, [_json_line(_item(e)) for e in entries])
 
 
 def json_document(meta: FeedMeta, items: Sequence[bytes]) -> bytes:
-    """A JSON Feed 1.1 document of items already rendered (Shared.json_item), in the given order."""
+    """A JSON Feed 1.1 document of items already rendered (their `Fragments.json`), in the given order."""
     title = clean(meta.title).strip() or meta.slug
     feed: dict[str, object] = {
         "version": JSON_FEED_VERSION,

@@ -26,7 +26,17 @@ from feeds import __version__
 from feeds.errors import RenderError
 from feeds.model import Author, Category, Enclosure, Entry
 from feeds.pages import render_entry_page
-from feeds.render import FeedMeta, Shared, clean, render_atom, render_json, render_rss
+from feeds.render import (
+    FeedMeta,
+    atom_document,
+    clean,
+    entry_fragments,
+    json_document,
+    render_atom,
+    render_json,
+    render_rss,
+    rss_document,
+)
 
 BASE = "https://feeds.example.org/"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -330,24 +340,20 @@ def test_same_input_same_bytes() -> None:
     assert first == second
 
 
-def test_entries_rendered_once_for_several_feeds_give_the_same_bytes() -> None:
-    """A pass renders each entry once and lends it to every feed it is in; no feed can tell."""
-    shared = Shared()
+def test_fragments_rendered_once_give_every_feed_the_bytes_of_its_own_rendering() -> None:
+    """A pass renders each entry once and splices it into every feed it is in, in any order; no feed can tell."""
+    rendered = dict(zip((e.id for e in ENTRIES), entry_fragments(ENTRIES, META.base_url, "entries"), strict=True))
     everything = FeedMeta(**{**_fields(META), "slug": "all", "title": "Everything"})
-    news = [ENTRIES[0], ENTRIES[2]]
-    for _ in range(2):  # the second round is served wholly from what the first one built
-        for meta, entries in ((META, ENTRIES), (everything, ENTRIES[::-1]), (META, news)):
-            for render in (render_atom, render_rss, render_json):
-                assert render(meta, entries, shared) == render(meta, entries)
+    for meta, entries in ((META, ENTRIES), (everything, ENTRIES[::-1]), (META, [ENTRIES[0], ENTRIES[2]])):
+        fragments = [rendered[e.id] for e in entries]
+        assert atom_document(meta, [f.atom for f in fragments]) == render_atom(meta, entries)
+        assert rss_document(meta, [f.rss for f in fragments]) == render_rss(meta, entries)
+        assert json_document(meta, [f.json for f in fragments]) == render_json(meta, entries)
 
 
-def test_a_shared_rendering_follows_the_feeds_base_url() -> None:
-    shared = Shared()
+def test_fragments_follow_the_feeds_base_url() -> None:
     other = FeedMeta(**{**_fields(META), "base_url": "https://mirror.example.net/"})
-    render_atom(META, ENTRIES, shared)
-    schemes = {
-        c.get("scheme") for c in lxml.etree.fromstring(render_atom(other, ENTRIES, shared)).iter(f"{ATOM}category")
-    }
+    schemes = {c.get("scheme") for c in lxml.etree.fromstring(render_atom(other, ENTRIES)).iter(f"{ATOM}category")}
     assert schemes == {"https://mirror.example.net/"}
 
 
@@ -362,10 +368,9 @@ def test_entries_spliced_into_a_feed_are_what_serializing_the_whole_tree_gives(a
     """Each entry is serialized once and its lines spliced into the document: byte for byte the same."""
     history = (("current", "news"), ("prev-archive", "archive/news/1")) if archive else ()
     meta = FeedMeta(**{**_fields(META), "archive": archive, "history": history, "path": "archive/news/2"})
-    shared = Shared()
     for render in (render_atom, render_rss):
         for entries in (ENTRIES, ENTRIES[::-1], ENTRIES[1:], ()):
-            document = render(meta, entries, shared)
+            document = render(meta, entries)
             assert document == _canonical(document)
             assert len(
                 lxml.etree.fromstring(document).xpath("//*[local-name()='entry' or local-name()='item']")
@@ -480,13 +485,11 @@ def test_an_entry_that_cannot_render_names_itself() -> None:
         id="tag:x,2020:no-link", title="t", link="", published=ENTRIES[2].published,
         updated=ENTRIES[2].updated, source="s",
     )  # fmt: skip
-    shared = Shared()
     for render, ext in ((render_atom, "atom"), (render_rss, "rss")):
-        for _ in range(2):  # a shared rendering does not remember a failure as a success
-            with pytest.raises(RenderError) as caught:
-                render(META, (*ENTRIES, bad), shared)
-            assert caught.value.where == f"news.{ext}"
-            assert "entry tag:x,2020:no-link" in caught.value.what
+        with pytest.raises(RenderError) as caught:
+            render(META, (*ENTRIES, bad))
+        assert caught.value.where == f"news.{ext}"
+        assert "entry tag:x,2020:no-link" in caught.value.what
 
 
 def test_clean_keeps_every_wanted_character() -> None:
