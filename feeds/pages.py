@@ -219,7 +219,9 @@ def _names(people: tuple[Author, ...], css: str) -> str:
 
 # Paragraphs of text and nothing else (a listing item's content): no tag can stray, and lxml would
 # write them out again byte for byte; most entry pages are these, and parsing was half their cost.
-_PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
+# Possessive: a run of text is taken whole, never given back a character at a time, since what may
+# follow it ("&", "</p>") cannot start inside it; a long interview's text is read in one step.
+_PLAIN_PARAGRAPHS = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]++|&(?:amp|lt|gt);)*+</p>[ \t\n]*+)*+")
 
 
 def _markup(fragment: str) -> str:

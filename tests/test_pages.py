@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import html
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -77,6 +78,18 @@ def test_plain_paragraphs_are_placed_as_lxml_would_write_them(paragraphs: list[s
     if not _PLAIN_PARAGRAPHS.fullmatch(fragment):
         return  # a character lxml would spell otherwise (">" in text, &nbsp;): re-parsed like any markup
     assert _markup(fragment) == _reparsed(fragment)
+
+
+# The same paragraphs, in the plain spelling that backtracks: what the possessive pattern must equal.
+_BACKTRACKING = re.compile(r"(?:<p>(?:[^<>&\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt);)*</p>[ \t\n]*)*")
+
+
+@given(st.lists(st.sampled_from(["<p>", "</p>", "a", " ", "\n", "\t", "&amp;", "&lt;", "&", ";", "<", ">", "\x01"])))
+@settings(max_examples=2000, deadline=None)
+@example(["<p>", "a", "&amp;", "</p>", "\n", "<p>", "</p>"])
+def test_plain_paragraphs_are_recognised_as_the_backtracking_pattern_would(parts: list[str]) -> None:
+    fragment = "".join(parts)
+    assert bool(_PLAIN_PARAGRAPHS.fullmatch(fragment)) == bool(_BACKTRACKING.fullmatch(fragment))
 
 
 @pytest.mark.parametrize(
