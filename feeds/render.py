@@ -251,7 +251,7 @@ class _EntryExt:
 
     def extend_atom(self, entry: Any) -> Any:
         # feedgen wrote the alternate link as a bare href; the enclosures go right after it.
-        alternate = entry.find("link")
+        alternate = next(entry.iterchildren("link"), None)  # no path to parse, unlike find()
         if alternate is None:
             return entry
         alternate.set("rel", "alternate")
